@@ -1,0 +1,243 @@
+"""The HTTP face of the fake: routes that parse, call the `Backend`, and render HiAPI's envelope.
+
+>>> from starlette.testclient import TestClient
+>>> client = TestClient(create_app(MockConfig(profile="instant")))
+>>> client.get("/v1/tasks", headers={"Authorization": "Bearer sk-demo"}).json()["code"]
+200
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .backend import Backend
+from .clock import Clock
+from .config import MockConfig
+from .errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    MockError,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from .ratelimit import RateLimiter
+from .spec import spec_path
+
+__all__ = ["create_app", "error_response"]
+
+log = logging.getLogger("hiapi_mock")
+
+
+def create_app(
+    config: MockConfig | None = None, *, clock: Clock | None = None, backend: Backend | None = None
+) -> Starlette:
+    """A Starlette app serving HiAPI's task API. Its state lives in `app.state.backend`."""
+    backend = backend or Backend(config, clock=clock)
+    routes = [
+        Route("/v1/tasks", _Tasks),
+        Route("/v1/tasks/{task_id}", _get_task, methods=["GET"]),
+        Route("/files/{task_id}/{name}", _get_file, methods=["GET"]),
+        Route("/openapi.yaml", _openapi, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            MockError: _mock_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.backend = backend
+    limiter = RateLimiter(
+        backend.clock,
+        per_minute=backend.config.requests_per_minute,
+        concurrent=backend.config.concurrent_requests,
+        enforce=backend.config.rate_limit_enforced(),
+    )
+    app.state.rate_limiter = limiter
+    app.add_middleware(_RateLimitMiddleware, limiter=limiter)
+    return app
+
+
+# -- envelope ----------------------------------------------------------------------------------
+
+
+def _ok(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": 200, "message": "success", "data": data}, headers=headers)
+
+
+def error_response(error: MockError) -> JSONResponse:
+    """HiAPI's error envelope for `error`, with its `Retry-After` and extra headers."""
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    body = {
+        "code": error.status,
+        "message": error.message,
+        "data": None,
+        "error_code": error.error_code,
+    }
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+async def _mock_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MockError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        error: MockError = MethodNotAllowed(
+            f"method {request.method} is not allowed here; allowed: {allow}",
+            headers={"Allow": allow} if allow else None,
+        )
+    elif exc.status_code == 404:
+        error = NotFound(f"no such endpoint: {request.method} {request.url.path[:200]}")
+    else:
+        error = InvalidRequest(str(exc.detail)) if exc.status_code < 500 else MockError(exc.detail)
+    return error_response(error)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error while answering %s %s", request.method, request.url.path)
+    return error_response(MockError("internal error"))
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def _backend(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+class _Tasks(HTTPEndpoint):
+    """`/v1/tasks`: one endpoint class, so a wrong method's 405 lists both methods in `Allow`."""
+
+    async def post(self, request: Request) -> Response:
+        backend = _backend(request)
+        owner = backend.authenticate(request.headers.get("authorization"))
+        body = await _json_body(request, backend.config.max_body_bytes)
+        task_id, replayed = await backend.create(
+            owner, body, request.headers.get("idempotency-key"), str(request.base_url)
+        )
+        return _ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
+
+    async def get(self, request: Request) -> Response:
+        backend = _backend(request)
+        owner = backend.authenticate(request.headers.get("authorization"))
+        query = request.query_params
+        return _ok(backend.page(owner, query.get("page"), query.get("size")))
+
+
+async def _get_task(request: Request) -> Response:
+    backend = _backend(request)
+    owner = backend.authenticate(request.headers.get("authorization"))
+    return _ok(backend.task(owner, request.path_params["task_id"]))
+
+
+async def _get_file(request: Request) -> Response:
+    data, media_type = await _backend(request).file(
+        request.path_params["task_id"], request.path_params["name"]
+    )
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=60"})
+
+
+async def _openapi(request: Request) -> Response:
+    return FileResponse(spec_path(), media_type="application/yaml")
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """The request's JSON body: 415 unless JSON, 413 past `limit` (refused while streaming)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {media_type[:100] or 'missing'}"
+        )
+    too_large = PayloadTooLarge(f"body: larger than the {limit // (1024 * 1024)} MB limit")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return _decode(b"".join(chunks))
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw.strip():
+        raise InvalidRequest("body: is empty; send a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"body: is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"body: is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    except RecursionError:
+        raise InvalidRequest("body: is nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidRequest(f"body: {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# -- rate limits -------------------------------------------------------------------------------
+
+
+class _RateLimitMiddleware:
+    """Counts every `/v1` request against its key and stamps the `X-RateLimit-*` headers."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        bucket = _bucket(scope)
+        headers, refusal = self.limiter.admit(bucket)
+        if refusal is not None:
+            response = error_response(refusal)
+            response.raw_headers.extend(headers)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            self.limiter.release(bucket)
+
+
+def _bucket(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            key: str = value.decode("latin-1").partition(" ")[2].strip()
+            return key
+    client = scope.get("client") or ("unknown", 0)
+    return f"address:{client[0]}"

@@ -1,0 +1,367 @@
+"""The fake's domain: create, read and list tasks, serve their files. No HTTP here.
+
+The routes in `app` parse a request, call one method of `Backend`, and render what it returns;
+every refusal is a `MockError` raised from here.
+
+    >>> import asyncio
+    >>> from mock_server.clock import ManualClock
+    >>> backend = Backend(MockConfig(profile="instant"), clock=ManualClock())
+    >>> body = {"model": "Nano-Banana-Pro", "input": {"prompt": "a banana"}}
+    >>> task_id, replayed = asyncio.run(backend.create("sk-demo", body, None, "http://fake"))
+    >>> backend.task("sk-demo", task_id)["status"]
+    'success'
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .catalog import Catalog, Model, catalog
+from .clock import Clock, RealClock
+from .config import (
+    IDEMPOTENCY_RETRY_AFTER,
+    IDEMPOTENCY_WINDOW,
+    OUTPUT_TTL,
+    KeyState,
+    MockConfig,
+)
+from .errors import (
+    Forbidden,
+    IdempotencyMismatch,
+    IdempotencyProcessing,
+    InsufficientBalance,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+from .images import ImageCache, ImageSpec, image_size, nearest_ratio
+from .lifecycle import FAIL, SUCCESS, TERMINAL, plan
+from .randomness import MockRandom
+from .spec import Spec, spec
+from .store import IdempotencyRecord, MemoryStore, OutputPlan, Store, TaskRecord
+
+__all__ = ["Backend"]
+
+_MAX_PROBLEMS = 5
+_IDEMPOTENCY_KEY_BYTES = 255
+_FILE_PATH = re.compile(r"/files/(tk-hiapi-[0-9A-Z]{26})/")
+_FAILURE = ("TASK_FAILED", "upstream rejected the prompt")
+_DEFAULT_PAGE, _DEFAULT_SIZE, _MAX_SIZE, _MAX_PAGE = 1, 20, 100, 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class _CreateRequest:
+    model: Model
+    wire_model: str
+    route: str | None
+    params: dict[str, Any]
+    callback_url: str | None
+    fingerprint: str
+
+
+class Backend:
+    """One fake HiAPI account system: keys, tasks, outputs, on one clock and one seed."""
+
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        models: Catalog | None = None,
+    ) -> None:
+        self.config = config or MockConfig()
+        self.clock: Clock = clock or RealClock()
+        self.random = MockRandom(self.config.seed)
+        self.catalog = models or catalog()
+        self.spec: Spec = spec()
+        self.store: Store = store or MemoryStore()
+        self.images = ImageCache(self.config.image_cache_bytes)
+        self.profile = self.config.profile_timing()
+        self._balances = {k: p.balance for k, p in self.config.keys.items()}
+
+    def reset(self) -> None:
+        """Forget every task and key use; the clock and the seed start again."""
+        self.store.reset()
+        self.images.reset()
+        self.clock.reset()
+        self.random.reset()
+        self._balances = {k: p.balance for k, p in self.config.keys.items()}
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> str:
+        """The API key of an `Authorization` header, or 401/403."""
+        if not authorization:
+            raise Unauthorized("missing API key: send Authorization: Bearer sk-...")
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key.startswith("sk-") or len(key) < 4:
+            raise Unauthorized("invalid API key: expected Authorization: Bearer sk-...")
+        if not self.config.keys:
+            return key
+        policy = self.config.keys.get(key)
+        if policy is None:
+            raise Unauthorized("invalid API key")
+        if policy.state is KeyState.REVOKED:
+            raise Unauthorized("this API key has been revoked")
+        if policy.state is KeyState.FORBIDDEN:
+            raise Forbidden("this API key lacks permission for this operation")
+        return key
+
+    # -- create ------------------------------------------------------------------------------
+
+    async def create(
+        self, owner: str, body: Any, idempotency_key: str | None, base_url: str
+    ) -> tuple[str, bool]:
+        """Accept a task; returns (task id, whether this replays an earlier create)."""
+        request = self.parse(body)
+        if idempotency_key is None:
+            return await self._accept(owner, request, base_url), False
+        replay = self._claim(owner, idempotency_key, request.fingerprint)
+        if replay is not None:
+            return replay, True
+        try:
+            task_id = await self._accept(owner, request, base_url)
+        except BaseException:
+            self.store.forget(owner, idempotency_key)
+            raise
+        record = self.store.idempotency(owner, idempotency_key)
+        if record is not None:
+            record.task_id = task_id
+        return task_id, False
+
+    def parse(self, body: Any) -> _CreateRequest:
+        """Validate a create body against the model's schema in `openapi.yaml`."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("body: must be a JSON object")
+        model, suffix = self._model(body.get("model"))
+        route = self._route(model, suffix, body.get("route"))
+        _refuse_callback_in_input(body.get("input"))
+        problems = self.spec.validate_component(model.request_schema, body)
+        if problems:
+            more = len(problems) - _MAX_PROBLEMS
+            tail = f"; and {more} more" if more > 0 else ""
+            raise InvalidRequest("; ".join(problems[:_MAX_PROBLEMS]) + tail)
+        callback = body.get("callback") or {}
+        return _CreateRequest(
+            model=model,
+            wire_model=f"{model.name}@{route}" if route else model.name,
+            route=route,
+            params=model.with_defaults(body["input"]),
+            callback_url=callback.get("url"),
+            fingerprint=_fingerprint(body),
+        )
+
+    def _model(self, name: Any) -> tuple[Model, str]:
+        available = ", ".join(self.catalog.names())
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest(f"model: is required, a string; available models: {available}")
+        base, _, suffix = name.partition("@")
+        model = self.catalog.get(base)
+        if model is None:
+            raise InvalidRequest(f"model: unknown model {name[:100]!r}; available: {available}")
+        return model, suffix
+
+    def _route(self, model: Model, suffix: str, route: Any) -> str | None:
+        """The route given explicitly (echoed on the wire), or None for the implicit default."""
+        if route is not None and not isinstance(route, str):
+            raise InvalidRequest("route: must be of type string")
+        given = {r for r in (suffix, route) if r}
+        if len(given) > 1:
+            raise InvalidRequest(f"route: {route!r} contradicts the model's @{suffix} suffix")
+        chosen = given.pop() if given else None
+        if chosen is not None and chosen not in model.routes:
+            routes = ", ".join(model.routes)
+            unknown = f"route: unknown route {chosen[:100]!r} for {model.name}"
+            raise InvalidRequest(f"{unknown}; available routes: {routes}")
+        return chosen
+
+    def _claim(self, owner: str, key: str, fingerprint: str) -> str | None:
+        """Reserve an Idempotency-Key, or return the task it already made."""
+        if len(key.encode()) > _IDEMPOTENCY_KEY_BYTES or not key:
+            raise InvalidRequest("Idempotency-Key: must be 1 to 255 bytes")
+        now = self.clock.now()
+        record = self.store.idempotency(owner, key)
+        if record is not None and now - record.first_seen >= IDEMPOTENCY_WINDOW:
+            record = None
+        if record is None:
+            self.store.remember(owner, key, IdempotencyRecord(fingerprint, now))
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyMismatch("this Idempotency-Key was used with a different request body")
+        if record.task_id is None:
+            raise IdempotencyProcessing(
+                "a request with this Idempotency-Key is still being processed",
+                retry_after=IDEMPOTENCY_RETRY_AFTER,
+            )
+        return record.task_id
+
+    async def _accept(self, owner: str, request: _CreateRequest, base_url: str) -> str:
+        self._charge(owner)
+        if self.profile.accept > 0:
+            await self.clock.sleep_until(self.clock.now() + self.profile.accept)
+        created = self.clock.now()
+        task_id = self.random.task_id(created)
+        timing = self.profile.draw(request.model, request.params, self.random)
+        failed = self.random.random() < self.config.failure_rate
+        output = self._plan_output(request, task_id)
+        self.store.add(
+            TaskRecord(
+                task_id=task_id,
+                owner=owner,
+                model=request.wire_model,
+                route=request.route,
+                prompt=str(request.params.get("prompt", "")),
+                timeline=plan(created, timing, error=_FAILURE if failed else None),
+                error=_FAILURE if failed else None,
+                output=output,
+                callback_url=request.callback_url,
+                base_url=self.config.public_url or base_url,
+            )
+        )
+        return task_id
+
+    def _charge(self, owner: str) -> None:
+        balance = self._balances.get(owner)
+        if balance is None:
+            return
+        if balance <= 0:
+            raise InsufficientBalance("insufficient balance: the task was not created")
+        self._balances[owner] = balance - 1
+
+    def _plan_output(self, request: _CreateRequest, task_id: str) -> OutputPlan:
+        params = request.params
+        ratio = params.get("aspect_ratio", "1:1")
+        if ratio == "auto":
+            ratio = self._auto_ratio(request.model, params.get("image_input") or [])
+        width, height = request.model.output_size({**params, "aspect_ratio": ratio})
+        ext = str(params.get("output_format", "png"))
+        caption = f"{request.model.name} · {params.get('resolution')} · {ratio} · {ext}"
+        return OutputPlan(
+            width=width,
+            height=height,
+            fmt="png" if ext == "png" else "jpeg",
+            ext=ext,
+            caption=caption,
+            seed=self.random.getrandbits(32),
+        )
+
+    def _auto_ratio(self, model: Model, references: list[str]) -> str:
+        """The first reference image's nearest ratio when the fake can read it, else 1:1.
+
+        Readable without leaving the machine: `data:` URLs and this fake's own output files.
+        """
+        size = self._reference_size(references[0]) if references else None
+        return nearest_ratio(*size, model.ratios) if size else "1:1"
+
+    def _reference_size(self, url: str) -> tuple[int, int] | None:
+        if url.startswith("data:"):
+            try:
+                return image_size(base64.b64decode(url.partition(",")[2], validate=True))
+            except (ValueError, binascii.Error):
+                return None
+        found = _FILE_PATH.search(urlsplit(url).path + "/")
+        task = self.store.get(found.group(1)) if found else None
+        if task is None or task.output is None:
+            return None
+        return task.output.width, task.output.height
+
+    # -- read --------------------------------------------------------------------------------
+
+    def task(self, owner: str, task_id: str) -> dict[str, Any]:
+        """The task as `GET /v1/tasks/{id}` shows it; another key's task is a 404."""
+        task = self.store.get(task_id)
+        if task is None or task.owner != owner:
+            raise NotFound("task not found")
+        return self.wire(task)
+
+    def page(self, owner: str, page: str | None, size: str | None) -> dict[str, Any]:
+        """One page of the key's tasks, newest first; bad paging values fall back silently."""
+        number = _int_in(page, 1, _MAX_PAGE, _DEFAULT_PAGE)
+        per_page = _int_in(size, 1, _MAX_SIZE, _DEFAULT_SIZE)
+        tasks = self.store.newest(owner, (number - 1) * per_page, per_page)
+        return {
+            "tasks": [self.wire(t) for t in tasks],
+            "page": number,
+            "size": per_page,
+            "total": self.store.count(owner),
+        }
+
+    def wire(self, task: TaskRecord) -> dict[str, Any]:
+        """A task as HiAPI sends it, at the clock's current time."""
+        status = task.timeline.status_at(self.clock.now())
+        data: dict[str, Any] = {"taskId": task.task_id, "model": task.model}
+        if task.route is not None:
+            data["route"] = task.route
+        completed = int(task.timeline.finished) if status in TERMINAL else 0
+        data.update(status=status, created=int(task.timeline.created), completed=completed)
+        if status == SUCCESS and task.output is not None:
+            data["output"] = [
+                {"url": _file_url(task), "type": "image", "expireAt": completed + OUTPUT_TTL}
+            ]
+        elif status == FAIL and task.error is not None:
+            data["error"] = {"code": task.error[0], "message": task.error[1]}
+        return data
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def file(self, task_id: str, name: str) -> tuple[bytes, str]:
+        """The bytes and media type of an output file; 404 when unknown, unfinished or expired."""
+        task = self.store.get(task_id)
+        output = task.output if task is not None else None
+        if task is None or output is None or name != f"0.{output.ext}":
+            raise NotFound("file not found")
+        now = self.clock.now()
+        if task.timeline.status_at(now) != SUCCESS:
+            raise NotFound("file not found")
+        if now >= int(task.timeline.finished) + OUTPUT_TTL:
+            self.images.discard(task_id)
+            raise NotFound("file expired: outputs are kept 7 days")
+        spec_ = ImageSpec(
+            output.width, output.height, "png" if output.fmt == "png" else "jpeg",
+            (task.prompt, output.caption, task.task_id), output.seed,
+        )  # fmt: skip
+        data = await self.images.get(task_id, spec_)
+        return data, f"image/{output.fmt}"
+
+
+def _file_url(task: TaskRecord) -> str:
+    assert task.output is not None
+    return f"{task.base_url.rstrip('/')}/files/{task.task_id}/0.{task.output.ext}"
+
+
+def _refuse_callback_in_input(params: Any) -> None:
+    if not isinstance(params, Mapping):
+        return
+    for name in params:
+        if isinstance(name, str) and "callback" in name.lower():
+            raise InvalidRequest(
+                f"input.{name[:100]}: callback settings belong at the top level of the body "
+                '(callback: {"url": ...}), not inside input'
+            )
+
+
+def _fingerprint(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _int_in(raw: str | None, low: int, high: int, default: int) -> int:
+    if raw is None or len(raw) > 12:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        return default
+    if not low <= value <= high:
+        return default
+    return value
