@@ -17,10 +17,12 @@ Times are Unix seconds as floats.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -88,7 +90,7 @@ class ManualClock:
             while self._sleepers and self._sleepers[0].when <= when:
                 due.append(heapq.heappop(self._sleepers))
         for sleeper in due:
-            sleeper.loop.call_soon_threadsafe(_wake, sleeper.future)
+            _notify(sleeper, _wake)
 
     async def sleep_until(self, when: float) -> None:
         loop = asyncio.get_running_loop()
@@ -96,8 +98,20 @@ class ManualClock:
             if self._now >= when:
                 return
             future: asyncio.Future[None] = loop.create_future()
-            heapq.heappush(self._sleepers, _Sleeper(when, next(self._seq), loop, future))
-        await future
+            sleeper = _Sleeper(when, next(self._seq), loop, future)
+            heapq.heappush(self._sleepers, sleeper)
+        try:
+            await future
+        finally:
+            if not future.done() or future.cancelled():
+                self._forget(sleeper)
+
+    def _forget(self, sleeper: _Sleeper) -> None:
+        # A cancelled sleeper leaves the queue at once, so pending() counts only real waiters.
+        with self._lock:
+            if sleeper in self._sleepers:
+                self._sleepers.remove(sleeper)
+                heapq.heapify(self._sleepers)
 
     def pending(self) -> int:
         """How many sleepers are waiting for the clock to move."""
@@ -108,7 +122,7 @@ class ManualClock:
             self._now = self.start
             sleepers, self._sleepers = self._sleepers, []
         for sleeper in sleepers:
-            sleeper.loop.call_soon_threadsafe(_cancel, sleeper.future)
+            _notify(sleeper, _cancel)
 
 
 class RealClock:
@@ -139,6 +153,13 @@ class RealClock:
 
     def reset(self) -> None:
         self._base, self._t0, self.speed = self.start, time.monotonic(), self.initial_speed
+
+
+def _notify(sleeper: _Sleeper, action: Callable[[asyncio.Future[None]], None]) -> None:
+    # The sleeper's loop may be gone (its asyncio.run ended); then nobody is waiting.
+    if not sleeper.future.done() and not sleeper.loop.is_closed():
+        with contextlib.suppress(RuntimeError):
+            sleeper.loop.call_soon_threadsafe(action, sleeper.future)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

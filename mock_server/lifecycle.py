@@ -60,6 +60,8 @@ class Timeline:
     times: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        if len(self.statuses) != len(self.times):
+            raise IllegalTransition("a timeline needs one time per status")
         check_moves(self.statuses)
         if self.statuses[-1] not in TERMINAL:
             raise IllegalTransition("a timeline must end in success or fail")

@@ -204,7 +204,7 @@ def _describe(error: Any, at: str, node: Mapping[str, Any]) -> tuple[str, str]:
         child = _join(field, kind.property)
         return child, f"{child}: is required"
     if name == "additionalProperties":
-        extra = ", ".join(repr(k) for k in sorted(kind.unexpected))
+        extra = ", ".join(_short(repr(k)) for k in sorted(kind.unexpected)[:10])
         allowed = ", ".join(sorted(node.get("properties", {}))) or "none"
         return field, f"{field}: unknown field {extra}; allowed fields: {allowed}"
     if "x-message" in node:

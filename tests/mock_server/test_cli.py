@@ -83,8 +83,8 @@ def test_serve_runs_both_model_page_examples_to_a_downloadable_image(args: tuple
 
 
 def test_one_seed_gives_the_same_ids_in_two_runs() -> None:
-    args = ("--seed", "5", "--profile", "instant", "--time-scale", "0")
-    args += ("--start-time", "2026-03-01T00:00:00Z", "--failure-rate", "0.5")
+    args = ["--seed", "5", "--profile", "instant", "--time-scale", "0"]
+    args += ["--start-time", "2026-03-01T00:00:00Z", "--failure-rate", "0.5"]
     runs = []
     for _ in range(2):
         with serve(*args) as (url, _), httpx.Client(base_url=url, headers=auth()) as client:
