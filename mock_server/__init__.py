@@ -10,17 +10,26 @@ from __future__ import annotations
 
 from .app import create_app
 from .backend import Backend
+from .callbacks import Attempt, CallbackFault, DeliveryPolicy, Fault, FaultRule
 from .catalog import Catalog, Model, Profile, Timing
 from .clock import Clock, ManualClock, RealClock
 from .config import KeyPolicy, KeyState, MockConfig
 from .errors import MockError
+from .receiver import CallbackReceiver, ReceivedCallback
+from .scheduler import Scheduler
 from .server import ServerThread
 from .spec import Spec
 
 __all__ = [
+    "Attempt",
     "Backend",
+    "CallbackFault",
+    "CallbackReceiver",
     "Catalog",
     "Clock",
+    "DeliveryPolicy",
+    "Fault",
+    "FaultRule",
     "KeyPolicy",
     "KeyState",
     "ManualClock",
@@ -29,6 +38,8 @@ __all__ = [
     "Model",
     "Profile",
     "RealClock",
+    "ReceivedCallback",
+    "Scheduler",
     "ServerThread",
     "Spec",
     "Timing",

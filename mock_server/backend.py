@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .callbacks import Callbacks, Outgoing
 from .catalog import Catalog, Model, catalog
 from .clock import Clock, RealClock
 from .config import (
@@ -45,6 +46,7 @@ from .errors import (
 from .images import ImageCache, ImageSpec, image_size, nearest_ratio
 from .lifecycle import FAIL, SUCCESS, TERMINAL, plan
 from .randomness import MockRandom
+from .scheduler import Scheduler
 from .spec import Spec, spec
 from .store import IdempotencyRecord, MemoryStore, OutputPlan, Store, TaskRecord
 
@@ -87,14 +89,22 @@ class Backend:
         self.images = ImageCache(self.config.image_cache_bytes)
         self.profile = self.config.profile_timing()
         self._balances = {k: p.balance for k, p in self.config.keys.items()}
+        delivery = self.config.delivery
+        self.scheduler = Scheduler(self.clock, concurrency=delivery.concurrency)
+        self.callbacks = Callbacks(self.scheduler, self._outgoing, delivery)
 
     def reset(self) -> None:
-        """Forget every task and key use; the clock and the seed start again."""
+        """Forget every task, delivery and key use; the clock and the seed start again."""
+        self.callbacks.reset()
         self.store.reset()
         self.images.reset()
         self.clock.reset()
         self.random.reset()
         self._balances = {k: p.balance for k, p in self.config.keys.items()}
+
+    def close(self) -> None:
+        """Stop the scheduler's thread; queued deliveries are abandoned."""
+        self.scheduler.close()
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -152,6 +162,8 @@ class Backend:
             tail = f"; and {more} more" if more > 0 else ""
             raise InvalidRequest("; ".join(problems[:_MAX_PROBLEMS]) + tail)
         callback = body.get("callback") or {}
+        if callback:
+            self._check_callback_url(callback["url"])
         return _CreateRequest(
             model=model,
             wire_model=f"{model.name}@{route}" if route else model.name,
@@ -185,6 +197,24 @@ class Backend:
             raise InvalidRequest(f"{unknown}; available routes: {routes}")
         return chosen
 
+    def _check_callback_url(self, url: str) -> None:
+        """The fake's policy on top of the schema: https only, and allowed hosts, if asked."""
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise InvalidRequest("callback.url: is not a valid URL") from None
+        if not host:
+            raise InvalidRequest("callback.url: has no host")
+        if self.config.callback_https_only and parts.scheme.lower() != "https":
+            raise InvalidRequest("callback.url: must be an https:// URL")
+        allowed = self.config.callback_hosts
+        if allowed and not any(_host_matches(host, pattern) for pattern in allowed):
+            raise InvalidRequest(
+                f"callback.url: host {host[:100]!r} is not an allowed callback host"
+            )
+
     def _claim(self, owner: str, key: str, fingerprint: str) -> str | None:
         """Reserve an Idempotency-Key, or return the task it already made."""
         if len(key.encode()) > _IDEMPOTENCY_KEY_BYTES or not key:
@@ -214,21 +244,36 @@ class Backend:
         timing = self.profile.draw(request.model, request.params, self.random)
         failed = self.random.random() < self.config.failure_rate
         output = self._plan_output(request, task_id)
-        self.store.add(
-            TaskRecord(
-                task_id=task_id,
-                owner=owner,
-                model=request.wire_model,
-                route=request.route,
-                prompt=str(request.params.get("prompt", "")),
-                timeline=plan(created, timing, error=_FAILURE if failed else None),
-                error=_FAILURE if failed else None,
-                output=output,
-                callback_url=request.callback_url,
-                base_url=self.config.public_url or base_url,
-            )
+        task = TaskRecord(
+            task_id=task_id,
+            owner=owner,
+            model=request.wire_model,
+            route=request.route,
+            prompt=str(request.params.get("prompt", "")),
+            timeline=plan(created, timing, error=_FAILURE if failed else None),
+            error=_FAILURE if failed else None,
+            output=output,
+            callback_url=request.callback_url,
+            base_url=self.config.public_url or base_url,
         )
+        self.store.add(task)
+        if task.callback_url is not None:
+            self._plan_callback(task, task.callback_url)
         return task_id
+
+    def _plan_callback(self, task: TaskRecord, url: str) -> None:
+        rule = self.config.callback_fault(url, task.prompt)
+        if rule is not None:
+            self.callbacks.set_fault(task.task_id, rule.fault)
+        self.callbacks.schedule(task.task_id, task.timeline.finished)
+
+    def _outgoing(self, task_id: str) -> Outgoing | None:
+        """The callback of a finished task: its URL, its exact body and its signing key."""
+        task = self.store.get(task_id)
+        if task is None or task.callback_url is None:
+            return None
+        body = json.dumps(self.wire(task), separators=(",", ":"), ensure_ascii=False)
+        return Outgoing(task.callback_url, body.encode(), self.config.signing_key(task.owner))
 
     def _charge(self, owner: str) -> None:
         balance = self._balances.get(owner)
@@ -348,6 +393,13 @@ def _refuse_callback_in_input(params: Any) -> None:
                 f"input.{name[:100]}: callback settings belong at the top level of the body "
                 '(callback: {"url": ...}), not inside input'
             )
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    pattern = pattern.lower()
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
 
 
 def _fingerprint(body: Mapping[str, Any]) -> str:

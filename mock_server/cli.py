@@ -15,6 +15,7 @@ from datetime import datetime
 import uvicorn
 
 from .app import create_app
+from .callbacks import DeliveryPolicy
 from .catalog import PROFILES
 from .clock import RealClock
 from .config import KeyPolicy, MockConfig
@@ -67,18 +68,61 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--public-url", default=None, help="base URL put in output links (default: as requested)"
     )
+    hooks = serve.add_argument_group("callbacks")
+    hooks.add_argument(
+        "--webhook-secret",
+        default=None,
+        metavar="KEY",
+        help="sign callbacks with this key (16 to 256 characters); default: unsigned",
+    )
+    hooks.add_argument(
+        "--callback-https-only",
+        action="store_true",
+        help="refuse http:// callback URLs, as the Nano-Banana-Pro page asks",
+    )
+    hooks.add_argument(
+        "--callback-allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="only send callbacks to this host (repeatable; *.example.com matches subdomains)",
+    )
+    hooks.add_argument(
+        "--callback-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long one delivery attempt may take (default 10)",
+    )
+    hooks.add_argument(
+        "--callback-retries",
+        type=_delays,
+        default=(60.0, 300.0, 1200.0),
+        metavar="S,S,...",
+        help="delays before each retry, on the fake's clock (default 60,300,1200)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = MockConfig(
-        seed=args.seed,
-        profile=args.profile,
-        failure_rate=args.failure_rate,
-        keys={key: KeyPolicy() for key in args.api_key},
-        public_url=args.public_url,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = MockConfig(
+            seed=args.seed,
+            profile=args.profile,
+            failure_rate=args.failure_rate,
+            keys={key: KeyPolicy() for key in args.api_key},
+            public_url=args.public_url,
+            webhook_secret=args.webhook_secret,
+            delivery=DeliveryPolicy(
+                timeout=args.callback_timeout, retry_delays=args.callback_retries
+            ),
+            callback_https_only=args.callback_https_only,
+            callback_hosts=tuple(args.callback_allow_host),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     clock = RealClock(start=args.start_time, speed=args.time_scale)
     app = create_app(config, clock=clock)
     print(_banner(args), flush=True)
@@ -111,6 +155,23 @@ def _non_negative(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected seconds separated by commas") from None
+    if any(d < 0 for d in delays):
+        raise argparse.ArgumentTypeError("delays must be >= 0")
+    return delays
 
 
 def _probability(text: str) -> float:

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .callbacks import DeliveryPolicy, FaultRule
 from .catalog import PROFILES, Profile
+from .signing import check_secret
 
 __all__ = ["KeyPolicy", "KeyState", "MockConfig"]
 
@@ -36,6 +38,11 @@ class KeyPolicy:
 
     state: KeyState = KeyState.ACTIVE
     balance: int | None = None
+    webhook_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.webhook_secret is not None:
+            check_secret(self.webhook_secret)
 
 
 @dataclass(slots=True)
@@ -53,6 +60,11 @@ class MockConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     public_url: str | None = None
     image_cache_bytes: int = 256 * 1024 * 1024
+    webhook_secret: str | None = None  # signs every key's callbacks unless the key has its own
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    callback_https_only: bool = False
+    callback_hosts: tuple[str, ...] = ()  # when set, the only hosts callbacks may go to
+    callback_faults: tuple[FaultRule, ...] = ()
 
     def profile_timing(self) -> Profile:
         if isinstance(self.profile, Profile):
@@ -72,3 +84,15 @@ class MockConfig:
         self.profile_timing()
         if not 0.0 <= self.failure_rate <= 1.0:
             raise ValueError("failure_rate must be between 0 and 1")
+        if self.webhook_secret is not None:
+            check_secret(self.webhook_secret)
+
+    def signing_key(self, api_key: str) -> str | None:
+        """The key that signs this API key's callbacks, if any."""
+        policy = self.keys.get(api_key)
+        if policy is not None and policy.webhook_secret is not None:
+            return policy.webhook_secret
+        return self.webhook_secret
+
+    def callback_fault(self, url: str, prompt: str) -> FaultRule | None:
+        return next((r for r in self.callback_faults if r.matches(url, prompt)), None)

@@ -1,7 +1,7 @@
 """Run an app under a real uvicorn server in a background thread, on a free loopback port.
 
-    with ServerThread(create_app()) as server:
-        httpx.get(server.url + "/v1/tasks")
+with ServerThread(create_app()) as server:
+    httpx.get(server.url + "/v1/tasks")
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import httpx2
 
 from mock_server.spec import spec
 
-__all__ = ["check", "problems"]
+__all__ = ["callback_problems", "check", "problems"]
 
 
 def problems(method: str, path: str, status: int, headers: Any, body: bytes) -> list[str]:
@@ -49,3 +49,14 @@ def check(response: httpx2.Response) -> None:
     )
     if found:
         raise AssertionError("answer does not conform to openapi.yaml:\n  " + "\n  ".join(found))
+
+
+def callback_problems(body: bytes) -> list[str]:
+    """What in a delivered callback body disagrees with `createTask`'s `callbacks` in the spec."""
+    document = spec()
+    operation = document.document["paths"]["/v1/tasks"]["post"]
+    for expression in operation["callbacks"].values():
+        for item in expression.values():
+            schema = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+            return document.validate_ref(schema["$ref"], json.loads(body))
+    return ["openapi.yaml describes no callback"]

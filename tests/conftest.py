@@ -104,10 +104,10 @@ def build_fake(config: MockConfig, transport: str, clock: ManualClock | None = N
     if transport == "asgi":
         client: httpx2.Client = TestClient(app, raise_server_exceptions=True)
         client.event_hooks = hooks
-        return Fake(backend, clock, client, transport, [client.close])
+        return Fake(backend, clock, client, transport, [backend.close, client.close])
     server = ServerThread(app).start()
     client = httpx2.Client(base_url=server.url, event_hooks=hooks, timeout=30)
-    return Fake(backend, clock, client, transport, [server.stop, client.close])
+    return Fake(backend, clock, client, transport, [backend.close, server.stop, client.close])
 
 
 def fixed_config(**overrides: Any) -> MockConfig:

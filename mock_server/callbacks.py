@@ -1,0 +1,300 @@
+"""Callback delivery as HiAPI does it, and every way it can go wrong on purpose.
+
+When a task with `callback.url` ends, its object (the GET's `data`, no envelope) is POSTed as
+JSON; with a signing key, `X-HiAPI-Timestamp` and `X-HiAPI-Signature` sign exactly the bytes
+sent. A non-2xx, a timeout or a network error is retried after 60 s, 300 s and 1200 s of the
+fake's clock (4 attempts in all); then delivery stops and the task is unchanged. Each attempt
+ends at the first of: an answer, the timeout on the fake's clock, the timeout on the wall clock.
+
+Faults chosen per task (`CallbackFault`): `drop` (never sent), `duplicate` (sent `copies` times
+at once), `delay` (first attempt `delay` seconds late), `reorder` (held until the end of a
+`window`-second burst, then sent newest first, one after another), `bad_signature`,
+`stale_timestamp` (signed `stale_by` seconds in the past). Every attempt, and every drop, is in
+the delivery log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+import httpx
+
+from .clock import Clock
+from .scheduler import Scheduler
+from .signing import signature_headers
+
+__all__ = [
+    "Attempt",
+    "CallbackFault",
+    "Callbacks",
+    "DeliveryPolicy",
+    "Fault",
+    "FaultRule",
+    "Outgoing",
+]
+
+_USER_AGENT = "hiapi-mock-callbacks/0.1"
+
+
+class Fault(StrEnum):
+    DROP = "drop"
+    DUPLICATE = "duplicate"
+    DELAY = "delay"
+    REORDER = "reorder"
+    BAD_SIGNATURE = "bad_signature"
+    STALE_TIMESTAMP = "stale_timestamp"
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackFault:
+    """One fault for one task's callback; the numbers matter only to their own kind."""
+
+    kind: Fault
+    copies: int = 2
+    delay: float = 120.0
+    window: float = 10.0
+    stale_by: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.copies < 1 or self.delay < 0 or self.window <= 0 or self.stale_by < 0:
+            raise ValueError("copies >= 1, delay >= 0, window > 0 and stale_by >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRule:
+    """Give `fault` to the callbacks of tasks whose callback URL or prompt contains a text."""
+
+    fault: CallbackFault
+    url_contains: str | None = None
+    prompt_contains: str | None = None
+
+    def matches(self, url: str, prompt: str) -> bool:
+        return (self.url_contains is None or self.url_contains in url) and (
+            self.prompt_contains is None or self.prompt_contains in prompt
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How deliveries are made: per-attempt timeout and the delays before each retry."""
+
+    timeout: float = 10.0
+    retry_delays: tuple[float, ...] = (60.0, 300.0, 1200.0)
+    concurrency: int = 64
+    log_size: int = 100_000
+
+    @property
+    def attempts(self) -> int:
+        return 1 + len(self.retry_delays)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What to send for a task: where, the exact body, and the signing key if any."""
+
+    url: str
+    body: bytes
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt (or one deliberate drop), as the delivery log keeps it."""
+
+    task_id: str
+    url: str
+    attempt: int
+    copy: int
+    scheduled_at: float
+    sent_at: float | None  # None: never sent (dropped)
+    headers: Mapping[str, str]
+    status: int | None
+    error: str | None
+    duration: float  # wall-clock seconds the attempt took
+    fault: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+Source = Callable[[str], Outgoing | None]
+
+
+class Callbacks:
+    """Schedules, sends, signs, retries and logs callbacks; faults on request."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        source: Source,
+        policy: DeliveryPolicy | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.clock: Clock = scheduler.clock
+        self.policy = policy or DeliveryPolicy()
+        self.scheduler = scheduler
+        scheduler.on_close(self._aclose)
+        self._source = source
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._lock = threading.Lock()
+        self._faults: dict[str, CallbackFault] = {}
+        self._bursts: dict[float, list[tuple[float, str]]] = {}
+        self._log: deque[Attempt] = deque(maxlen=self.policy.log_size)
+        self._epoch = 0
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def set_fault(self, task_id: str, fault: CallbackFault | None) -> None:
+        """Make (or, with None, stop making) this task's callback misbehave."""
+        with self._lock:
+            if fault is None:
+                self._faults.pop(task_id, None)
+            else:
+                self._faults[task_id] = fault
+
+    def schedule(self, task_id: str, finished: float) -> None:
+        """Deliver `task_id`'s callback once the clock reaches `finished` (the task's end)."""
+        fault = self._faults.get(task_id)
+        epoch = self._epoch
+        if fault is not None and fault.kind is Fault.REORDER:
+            self._join_burst(task_id, finished, fault.window, epoch)
+            return
+        when = finished + (fault.delay if fault and fault.kind is Fault.DELAY else 0.0)
+        self.scheduler.at(when, lambda: self._first(task_id, when, epoch))
+
+    @property
+    def log(self) -> list[Attempt]:
+        """Every attempt so far, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    def for_task(self, task_id: str) -> list[Attempt]:
+        return [a for a in self.log if a.task_id == task_id]
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until every delivery now due has been made (or has failed)."""
+        self.scheduler.wait_idle(timeout)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._faults.clear()
+            self._bursts.clear()
+            self._log.clear()
+        self.scheduler.reset()
+
+    # -- delivery ---------------------------------------------------------------------------------
+
+    def _join_burst(self, task_id: str, finished: float, window: float, epoch: int) -> None:
+        release = (math.floor(finished / window) + 1) * window
+        with self._lock:
+            burst = self._bursts.setdefault(release, [])
+            burst.append((finished, task_id))
+            first = len(burst) == 1
+        if first:
+            self.scheduler.at(release, lambda: self._release_burst(release, epoch))
+
+    async def _release_burst(self, release: float, epoch: int) -> None:
+        with self._lock:
+            burst = sorted(self._bursts.pop(release, []), reverse=True)
+        for _, task_id in burst:  # newest first, one after another: arrival order is the fault
+            await self._attempt(task_id, 1, 1, release, epoch)
+
+    async def _first(self, task_id: str, scheduled_at: float, epoch: int) -> None:
+        fault = self._faults.get(task_id)
+        if fault is not None and fault.kind is Fault.DROP:
+            outgoing = self._source(task_id)
+            url = outgoing.url if outgoing else ""
+            self._record(Attempt(task_id, url, 1, 1, scheduled_at, None, {}, None,
+                                 "dropped on purpose", 0.0, Fault.DROP.value), epoch)  # fmt: skip
+            return
+        copies = fault.copies if fault is not None and fault.kind is Fault.DUPLICATE else 1
+        await asyncio.gather(
+            *(self._attempt(task_id, 1, copy, scheduled_at, epoch) for copy in range(1, copies + 1))
+        )
+
+    async def _attempt(
+        self, task_id: str, number: int, copy: int, scheduled_at: float, epoch: int
+    ) -> None:
+        outgoing = self._source(task_id)
+        if outgoing is None or epoch != self._epoch:
+            return
+        fault = self._faults.get(task_id)
+        headers = self._headers(outgoing, fault)
+        sent_at, started = self.clock.now(), time.perf_counter()
+        status, error = await self._post(outgoing, headers, sent_at)
+        attempt = Attempt(
+            task_id, outgoing.url, number, copy, scheduled_at, sent_at, headers, status, error,
+            time.perf_counter() - started, fault.kind.value if fault else None,
+        )  # fmt: skip
+        self._record(attempt, epoch)
+        if not attempt.ok and number < self.policy.attempts and epoch == self._epoch:
+            when = self.clock.now() + self.policy.retry_delays[number - 1]
+            self.scheduler.at(when, lambda: self._attempt(task_id, number + 1, copy, when, epoch))
+
+    def _headers(self, outgoing: Outgoing, fault: CallbackFault | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+        now = int(self.clock.now())
+        kind = fault.kind if fault is not None else None
+        if kind is Fault.BAD_SIGNATURE:
+            # Signed, but not with the account's key: a receiver that verifies must refuse it.
+            wrong = "not-the-signing-key-" + (outgoing.secret or "")
+            headers.update(signature_headers(wrong, now, outgoing.body))
+        elif outgoing.secret is not None:
+            stale = fault.stale_by if fault and kind is Fault.STALE_TIMESTAMP else 0.0
+            headers.update(signature_headers(outgoing.secret, int(now - stale), outgoing.body))
+        return headers
+
+    async def _post(
+        self, outgoing: Outgoing, headers: dict[str, str], sent_at: float
+    ) -> tuple[int | None, str | None]:
+        client = self._http()
+        request = asyncio.ensure_future(
+            client.post(
+                outgoing.url, content=outgoing.body, headers=headers, timeout=self.policy.timeout
+            )
+        )
+        deadline = asyncio.ensure_future(self.clock.sleep_until(sent_at + self.policy.timeout))
+        try:
+            await asyncio.wait({request, deadline}, return_when=asyncio.FIRST_COMPLETED)
+            if not request.done():
+                return None, f"timed out after {self.policy.timeout:g} s on the fake's clock"
+            response = request.result()
+            return response.status_code, None
+        except httpx.TimeoutException:
+            return None, f"timed out after {self.policy.timeout:g} s"
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            for waiter in (request, deadline):
+                waiter.cancel()
+            await asyncio.gather(request, deadline, return_exceptions=True)
+
+    def _http(self) -> httpx.AsyncClient:
+        # Created on the scheduler's loop, where every delivery runs.
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self.policy.concurrency)
+            self._client = httpx.AsyncClient(
+                transport=self._transport, limits=limits, follow_redirects=False
+            )
+        return self._client
+
+    async def _aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _record(self, attempt: Attempt, epoch: int) -> None:
+        with self._lock:
+            if epoch == self._epoch:
+                self._log.append(attempt)

@@ -1,0 +1,194 @@
+"""One scheduler on the one clock: jobs due at a time on the fake's clock run, in time order, on
+an event loop of their own.
+
+Task statuses need no timers (they are read off the clock); what must happen at a time, callback
+deliveries and their retries, is queued here. Advancing a manual clock wakes the scheduler, which
+starts every job now due in `(when, order, arrival)` order, at most `concurrency` at once. The
+loop runs in one daemon thread started on first use, so deliveries behave the same whether the
+app is served by uvicorn or called in-process, and never hold up request handling.
+
+    >>> import asyncio
+    >>> from mock_server.clock import ManualClock
+    >>> clock, ran = ManualClock(), []
+    >>> scheduler = Scheduler(clock)
+    >>> async def job() -> None:
+    ...     ran.append(clock.now())
+    >>> scheduler.at(clock.now() + 60, job)
+    >>> clock.advance(60); scheduler.wait_idle(); ran == [clock.now()]
+    True
+    >>> scheduler.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import Clock
+
+__all__ = ["Job", "Scheduler"]
+
+log = logging.getLogger("hiapi_mock.scheduler")
+
+Job = Callable[[], Awaitable[None]]
+
+_JOIN_TIMEOUT = 10.0
+
+
+@dataclass(order=True, slots=True)
+class _Entry:
+    when: float
+    order: float
+    seq: int
+    job: Job = field(compare=False)
+
+
+class Scheduler:
+    """Runs jobs when the clock reaches their time."""
+
+    def __init__(self, clock: Clock, *, concurrency: int = 64) -> None:
+        self.clock = clock
+        self.concurrency = concurrency
+        self._queue: list[_Entry] = []
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0  # jobs taken off the queue and not yet finished
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._close_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    # -- used from any thread -------------------------------------------------------------------
+
+    def at(self, when: float, job: Job, *, order: float = 0.0) -> None:
+        """Run `job` once the clock reaches `when`; equal times run by `order`, then arrival."""
+        with self._lock:
+            heapq.heappush(self._queue, _Entry(when, order, next(self._seq), job))
+        self._ensure_running()
+        self._nudge()
+
+    def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` on the scheduler's loop before it stops (to close what lives there)."""
+        self._close_hooks.append(hook)
+
+    def queued(self) -> int:
+        """Jobs waiting for their time."""
+        return len(self._queue)
+
+    def idle(self) -> bool:
+        """Nothing is running and nothing is due now."""
+        with self._lock:
+            return self._idle_locked()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until `idle()`, at most `timeout` seconds; AssertionError if it never is."""
+        self._nudge()
+        with self._idle:
+            if not self._idle.wait_for(self._idle_locked, timeout):
+                raise AssertionError(
+                    f"scheduler still busy after {timeout} s: {self._busy} running, "
+                    f"{len(self._queue)} queued"
+                )
+
+    def reset(self) -> None:
+        """Drop every queued job (running ones finish)."""
+        with self._lock:
+            self._queue.clear()
+        self._nudge()
+
+    def close(self) -> None:
+        """Stop the loop and its thread (running jobs are cancelled)."""
+        self._closing = True
+        self._nudge()
+        if self._thread is not None:
+            self._thread.join(_JOIN_TIMEOUT)
+            self._thread = None
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _idle_locked(self) -> bool:
+        due = bool(self._queue) and self._queue[0].when <= self.clock.now()
+        return self._busy == 0 and not due
+
+    def _nudge(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            # the loop may close between the check and the call
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def _ensure_running(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._closing:
+                return
+            ready = threading.Event()
+            self._thread = threading.Thread(
+                target=lambda: asyncio.run(self._main(ready)), name="hiapi-mock-scheduler",
+                daemon=True,
+            )  # fmt: skip
+            self._thread.start()
+        if not ready.wait(_JOIN_TIMEOUT):
+            raise RuntimeError("the scheduler's event loop did not start")
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        slots = asyncio.Semaphore(self.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        ready.set()
+        while not self._closing:
+            self._wake.clear()
+            entry = self._take_due()
+            if entry is None:
+                await self._sleep()
+                continue
+            await slots.acquire()
+            task = asyncio.create_task(self._run(entry, slots))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        for hook in self._close_hooks:
+            await hook()
+
+    def _take_due(self) -> _Entry | None:
+        with self._lock:
+            if self._queue and self._queue[0].when <= self.clock.now():
+                self._busy += 1
+                return heapq.heappop(self._queue)
+        return None
+
+    async def _sleep(self) -> None:
+        assert self._wake is not None
+        with self._lock:
+            next_time = self._queue[0].when if self._queue else None
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
+        if next_time is not None:
+            waits.add(asyncio.ensure_future(self.clock.sleep_until(next_time)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _run(self, entry: _Entry, slots: asyncio.Semaphore) -> None:
+        try:
+            await entry.job()
+        except Exception:
+            log.exception("a scheduled job failed")
+        finally:
+            slots.release()
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
