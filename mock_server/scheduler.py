@@ -70,7 +70,12 @@ class Scheduler:
     # -- used from any thread -------------------------------------------------------------------
 
     def at(self, when: float, job: Job, *, order: float = 0.0) -> None:
-        """Run `job` once the clock reaches `when`; equal times run by `order`, then arrival."""
+        """Run `job` once the clock reaches `when`; equal times run by `order`, then arrival.
+
+        After `close()` nothing runs any more, so nothing is queued.
+        """
+        if self._closing:
+            return
         with self._lock:
             heapq.heappush(self._queue, _Entry(when, order, next(self._seq), job))
         self._ensure_running()
@@ -142,24 +147,32 @@ class Scheduler:
     async def _main(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
         ready.set()
         while not self._closing:
             self._wake.clear()
+            if len(running) >= self.concurrency:
+                # Take nothing off the queue until a slot is free: what waits stays queued,
+                # so reset() can drop it and an earlier arrival can still go first.
+                await self._sleep(until=None)
+                continue
             entry = self._take_due()
             if entry is None:
-                await self._sleep()
+                with self._lock:
+                    next_time = self._queue[0].when if self._queue else None
+                await self._sleep(until=next_time)
                 continue
-            await slots.acquire()
-            task = asyncio.create_task(self._run(entry, slots))
+            task = asyncio.create_task(self._run(entry))
             running.add(task)
             task.add_done_callback(running.discard)
         for task in list(running):
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         for hook in self._close_hooks:
-            await hook()
+            try:
+                await hook()
+            except Exception:
+                log.exception("a scheduler close hook failed")
 
     def _take_due(self) -> _Entry | None:
         with self._lock:
@@ -168,13 +181,12 @@ class Scheduler:
                 return heapq.heappop(self._queue)
         return None
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, until: float | None) -> None:
+        """Until something is scheduled, a job ends, the clock reaches `until`, or close()."""
         assert self._wake is not None
-        with self._lock:
-            next_time = self._queue[0].when if self._queue else None
         waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
-        if next_time is not None:
-            waits.add(asyncio.ensure_future(self.clock.sleep_until(next_time)))
+        if until is not None:
+            waits.add(asyncio.ensure_future(self.clock.sleep_until(until)))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -182,13 +194,13 @@ class Scheduler:
                 waiter.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def _run(self, entry: _Entry, slots: asyncio.Semaphore) -> None:
+    async def _run(self, entry: _Entry) -> None:
         try:
             await entry.job()
         except Exception:
             log.exception("a scheduled job failed")
         finally:
-            slots.release()
             with self._idle:
                 self._busy -= 1
                 self._idle.notify_all()
+            self._nudge()  # a slot is free

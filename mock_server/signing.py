@@ -56,4 +56,6 @@ def verify(secret: str, timestamp: str, signature: str, body: bytes, now: float)
     # Only ASCII digits: int() would also read other scripts' digits, which no sender uses.
     if not (timestamp.isascii() and timestamp.isdigit()) or abs(now - int(timestamp)) > TOLERANCE:
         return False
+    if not signature.isascii():
+        return False
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
