@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .backend import Backend
 from .clock import Clock
@@ -31,10 +30,19 @@ from .errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from .middleware import (
+    ConnectionDropped,
+    FaultMiddleware,
+    JournalMiddleware,
+    RateLimitMiddleware,
+    error_response,
+    quiet_drops,
+)
 from .ratelimit import RateLimiter
+from .rules import RequestFacts
 from .spec import spec_path
 
-__all__ = ["create_app", "error_response"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("hiapi_mock")
 
@@ -66,7 +74,11 @@ def create_app(
         enforce=backend.config.rate_limit_enforced(),
     )
     app.state.rate_limiter = limiter
-    app.add_middleware(_RateLimitMiddleware, limiter=limiter)
+    # Added innermost first: journal, then rate limits, then faults, then the routes.
+    app.add_middleware(FaultMiddleware, backend=backend)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(JournalMiddleware, backend=backend)
+    quiet_drops()
     return app
 
 
@@ -75,20 +87,6 @@ def create_app(
 
 def _ok(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"code": 200, "message": "success", "data": data}, headers=headers)
-
-
-def error_response(error: MockError) -> JSONResponse:
-    """HiAPI's error envelope for `error`, with its `Retry-After` and extra headers."""
-    headers = dict(error.headers)
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
-    body = {
-        "code": error.status,
-        "message": error.message,
-        "data": None,
-        "error_code": error.error_code,
-    }
-    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 async def _mock_error(request: Request, exc: Exception) -> Response:
@@ -112,7 +110,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error while answering %s %s", request.method, request.url.path)
+    if not isinstance(exc, ConnectionDropped):
+        log.exception("unexpected error while answering %s %s", request.method, request.url.path)
     return error_response(MockError("internal error"))
 
 
@@ -131,9 +130,11 @@ class _Tasks(HTTPEndpoint):
         backend = _backend(request)
         owner = backend.authenticate(request.headers.get("authorization"))
         body = await _json_body(request, backend.config.max_body_bytes)
+        facts = RequestFacts("POST", request.url.path, _lower(request.headers), owner)
         task_id, replayed = await backend.create(
-            owner, body, request.headers.get("idempotency-key"), str(request.base_url)
+            owner, body, request.headers.get("idempotency-key"), str(request.base_url), facts
         )
+        request.state.task_id = task_id
         return _ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
 
     async def get(self, request: Request) -> Response:
@@ -144,16 +145,22 @@ class _Tasks(HTTPEndpoint):
 
 
 async def _get_task(request: Request) -> Response:
+    request.state.task_id = request.path_params["task_id"]
     backend = _backend(request)
     owner = backend.authenticate(request.headers.get("authorization"))
     return _ok(backend.task(owner, request.path_params["task_id"]))
 
 
 async def _get_file(request: Request) -> Response:
-    data, media_type = await _backend(request).file(
+    request.state.task_id = request.path_params["task_id"]
+    data, media_type = await _backend(request).outputs.file(
         request.path_params["task_id"], request.path_params["name"]
     )
     return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=60"})
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
 
 async def _openapi(request: Request) -> Response:
@@ -199,45 +206,3 @@ def _decode(raw: bytes) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-# -- rate limits -------------------------------------------------------------------------------
-
-
-class _RateLimitMiddleware:
-    """Counts every `/v1` request against its key and stamps the `X-RateLimit-*` headers."""
-
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
-        self.app = app
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        bucket = _bucket(scope)
-        headers, refusal = self.limiter.admit(bucket)
-        if refusal is not None:
-            response = error_response(refusal)
-            response.raw_headers.extend(headers)
-            await response(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            self.limiter.release(bucket)
-
-
-def _bucket(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            key: str = value.decode("latin-1").partition(" ")[2].strip()
-            return key
-    client = scope.get("client") or ("unknown", 0)
-    return f"address:{client[0]}"

@@ -14,18 +14,18 @@ every refusal is a `MockError` raised from here.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
+import contextlib
 import hashlib
 import json
-import re
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .callbacks import Callbacks, Outgoing
-from .catalog import Catalog, Model, catalog
+from .callbacks import CallbackFault, Callbacks, Fault, Outgoing
+from .catalog import Catalog, Model, Timing, catalog
 from .clock import Clock, RealClock
 from .config import (
     IDEMPOTENCY_RETRY_AFTER,
@@ -40,21 +40,25 @@ from .errors import (
     IdempotencyProcessing,
     InsufficientBalance,
     InvalidRequest,
+    MockError,
     NotFound,
     Unauthorized,
+    error_for_status,
 )
-from .images import ImageCache, ImageSpec, image_size, nearest_ratio
-from .lifecycle import FAIL, SUCCESS, TERMINAL, plan
+from .images import ImageCache
+from .journal import Journal
+from .lifecycle import FAIL, STATUSES, SUCCESS, TERMINAL, plan
+from .outputs import Outputs
 from .randomness import MockRandom
+from .rules import HttpFault, RequestFacts, RuleError, Rules, TaskActions, directives
 from .scheduler import Scheduler
 from .spec import Spec, spec
-from .store import IdempotencyRecord, MemoryStore, OutputPlan, Store, TaskRecord
+from .store import IdempotencyRecord, MemoryStore, Store, TaskRecord
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "staged_error"]
 
 _MAX_PROBLEMS = 5
 _IDEMPOTENCY_KEY_BYTES = 255
-_FILE_PATH = re.compile(r"/files/(tk-hiapi-[0-9A-Z]{26})/")
 _FAILURE = ("TASK_FAILED", "upstream rejected the prompt")
 _DEFAULT_PAGE, _DEFAULT_SIZE, _MAX_SIZE, _MAX_PAGE = 1, 20, 100, 2**31 - 1
 
@@ -87,6 +91,11 @@ class Backend:
         self.spec: Spec = spec()
         self.store: Store = store or MemoryStore()
         self.images = ImageCache(self.config.image_cache_bytes)
+        self.outputs = Outputs(self.store, self.clock, self.images)
+        self.rules = Rules()
+        self.journal = Journal(self.config.journal_size)
+        # Staged bad days draw from a stream of their own, so turning them on changes no id.
+        self.chaos_random = MockRandom(self.config.seed + 7919)
         self.profile = self.config.profile_timing()
         self._balances = {k: p.balance for k, p in self.config.keys.items()}
         delivery = self.config.delivery
@@ -94,12 +103,16 @@ class Backend:
         self.callbacks = Callbacks(self.scheduler, self._outgoing, delivery)
 
     def reset(self) -> None:
-        """Forget every task, delivery and key use; the clock and the seed start again."""
+        """Forget every task, rule, request, delivery and key use; the clock and the seed
+        start again."""
         self.callbacks.reset()
+        self.rules.reset()
+        self.journal.reset()
         self.store.reset()
         self.images.reset()
         self.clock.reset()
         self.random.reset()
+        self.chaos_random.reset()
         self._balances = {k: p.balance for k, p in self.config.keys.items()}
 
     def close(self) -> None:
@@ -130,17 +143,28 @@ class Backend:
     # -- create ------------------------------------------------------------------------------
 
     async def create(
-        self, owner: str, body: Any, idempotency_key: str | None, base_url: str
+        self,
+        owner: str,
+        body: Any,
+        idempotency_key: str | None,
+        base_url: str,
+        facts: RequestFacts | None = None,
     ) -> tuple[str, bool]:
-        """Accept a task; returns (task id, whether this replays an earlier create)."""
+        """Accept a task; returns (task id, whether this replays an earlier create).
+
+        `facts` (the request as rules see it) lets header and path matchers of task rules
+        apply; without them only the body is matched.
+        """
         request = self.parse(body)
         if idempotency_key is None:
-            return await self._accept(owner, request, base_url), False
+            actions = self._task_actions(owner, request, facts)
+            return await self._accept(owner, request, base_url, actions), False
         replay = self._claim(owner, idempotency_key, request.fingerprint)
         if replay is not None:
             return replay, True
         try:
-            task_id = await self._accept(owner, request, base_url)
+            actions = self._task_actions(owner, request, facts)
+            task_id = await self._accept(owner, request, base_url, actions)
         except BaseException:
             self.store.forget(owner, idempotency_key)
             raise
@@ -235,7 +259,46 @@ class Backend:
             )
         return record.task_id
 
-    async def _accept(self, owner: str, request: _CreateRequest, base_url: str) -> str:
+    def _task_actions(
+        self, owner: str, request: _CreateRequest, facts: RequestFacts | None
+    ) -> TaskActions:
+        """What the prompt's directives, then the rules, then the chaos settings ask of the
+        task; the first of each kind wins. A directive's HTTP fault is raised here."""
+        prompt = str(request.params.get("prompt", ""))
+        actions = TaskActions()
+        try:
+            found = directives(prompt)
+        except RuleError as exc:
+            raise InvalidRequest(str(exc)) from None
+        for directive in found:
+            if isinstance(directive, HttpFault):
+                raise staged_error(directive)
+            actions.merge(directive)
+        base = facts or RequestFacts("POST", "/v1/tasks", {})
+        facts = RequestFacts(
+            base.method, base.path, base.headers, owner, request.wire_model, request.route, prompt
+        )
+        ruled = self.rules.take_task_actions(facts)
+        for action in (ruled.outcome, ruled.timing, ruled.callback):
+            if action is not None:
+                actions.merge(action)
+        if request.callback_url is not None:
+            chaos = self._chaos_callback_fault()
+            if chaos is not None:
+                actions.merge(chaos)
+        return actions
+
+    def _chaos_callback_fault(self) -> CallbackFault | None:
+        draw = self.chaos_random.random()
+        for kind, rate in self.config.chaos.callback_faults.items():
+            if draw < rate:
+                return CallbackFault(Fault(kind))
+            draw -= rate
+        return None
+
+    async def _accept(
+        self, owner: str, request: _CreateRequest, base_url: str, actions: TaskActions
+    ) -> str:
         self._charge(owner)
         if self.profile.accept > 0:
             await self.clock.sleep_until(self.clock.now() + self.profile.accept)
@@ -243,28 +306,37 @@ class Backend:
         task_id = self.random.task_id(created)
         timing = self.profile.draw(request.model, request.params, self.random)
         failed = self.random.random() < self.config.failure_rate
-        output = self._plan_output(request, task_id)
+        output = self.outputs.plan(request.model, request.params, self.random)
+        if actions.timing is not None:
+            timing = Timing(
+                actions.timing.queued, actions.timing.handling, actions.timing.archiving
+            )
+        error = _FAILURE if failed else None
+        if actions.outcome is not None:
+            outcome = actions.outcome
+            error = (outcome.code, outcome.message) if outcome.status == FAIL else None
         task = TaskRecord(
             task_id=task_id,
             owner=owner,
             model=request.wire_model,
             route=request.route,
             prompt=str(request.params.get("prompt", "")),
-            timeline=plan(created, timing, error=_FAILURE if failed else None),
-            error=_FAILURE if failed else None,
+            timeline=plan(created, timing, error=error),
+            error=error,
             output=output,
             callback_url=request.callback_url,
             base_url=self.config.public_url or base_url,
         )
         self.store.add(task)
         if task.callback_url is not None:
-            self._plan_callback(task, task.callback_url)
+            self._plan_callback(task, task.callback_url, actions.callback)
         return task_id
 
-    def _plan_callback(self, task: TaskRecord, url: str) -> None:
+    def _plan_callback(self, task: TaskRecord, url: str, fault: CallbackFault | None) -> None:
         rule = self.config.callback_fault(url, task.prompt)
-        if rule is not None:
-            self.callbacks.set_fault(task.task_id, rule.fault)
+        chosen = fault or (rule.fault if rule is not None else None)
+        if chosen is not None:
+            self.callbacks.set_fault(task.task_id, chosen)
         self.callbacks.schedule(task.task_id, task.timeline.finished)
 
     def _outgoing(self, task_id: str) -> Outgoing | None:
@@ -282,43 +354,6 @@ class Backend:
         if balance <= 0:
             raise InsufficientBalance("insufficient balance: the task was not created")
         self._balances[owner] = balance - 1
-
-    def _plan_output(self, request: _CreateRequest, task_id: str) -> OutputPlan:
-        params = request.params
-        ratio = params.get("aspect_ratio", "1:1")
-        if ratio == "auto":
-            ratio = self._auto_ratio(request.model, params.get("image_input") or [])
-        width, height = request.model.output_size({**params, "aspect_ratio": ratio})
-        ext = str(params.get("output_format", "png"))
-        caption = f"{request.model.name} · {params.get('resolution')} · {ratio} · {ext}"
-        return OutputPlan(
-            width=width,
-            height=height,
-            fmt="png" if ext == "png" else "jpeg",
-            ext=ext,
-            caption=caption,
-            seed=self.random.getrandbits(32),
-        )
-
-    def _auto_ratio(self, model: Model, references: list[str]) -> str:
-        """The first reference image's nearest ratio when the fake can read it, else 1:1.
-
-        Readable without leaving the machine: `data:` URLs and this fake's own output files.
-        """
-        size = self._reference_size(references[0]) if references else None
-        return nearest_ratio(*size, model.ratios) if size else "1:1"
-
-    def _reference_size(self, url: str) -> tuple[int, int] | None:
-        if url.startswith("data:"):
-            try:
-                return image_size(base64.b64decode(url.partition(",")[2], validate=True))
-            except (ValueError, binascii.Error):
-                return None
-        found = _FILE_PATH.search(urlsplit(url).path + "/")
-        task = self.store.get(found.group(1)) if found else None
-        if task is None or task.output is None:
-            return None
-        return task.output.width, task.output.height
 
     # -- read --------------------------------------------------------------------------------
 
@@ -341,6 +376,53 @@ class Backend:
             "total": self.store.count(owner),
         }
 
+    # -- the control plane ------------------------------------------------------------------
+
+    def finish_task(
+        self, task_id: str, status: str, code: str | None = None, message: str | None = None
+    ) -> dict[str, Any]:
+        """End a task now with `status` (`success`, or `fail` with an error code and message)."""
+        task = self._known(task_id)
+        if status not in TERMINAL:
+            raise InvalidRequest("status: must be success or fail")
+        now = self.clock.now()
+        if task.timeline.finished <= now:
+            ended = task.timeline.outcome
+            raise InvalidRequest(f"task: already ended in {ended}; a finished task stays as it is")
+        task.timeline = task.timeline.finish(now, status)
+        task.error = None if status == SUCCESS else (code or _FAILURE[0], message or _FAILURE[1])
+        self.store.replace(task)
+        if task.callback_url is not None:
+            self.callbacks.schedule(task_id, task.timeline.finished)
+        return self.wire(task)
+
+    async def wait_for_status(self, task_id: str, status: str, timeout: float) -> bool:
+        """Wait (wall seconds) until the task is in `status` or past it (`terminal`: ended);
+        False on timeout, or when the task ended without passing through `status`."""
+        if status != "terminal" and status not in STATUSES:
+            raise InvalidRequest(f"status: must be terminal or one of {', '.join(STATUSES)}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            task = self._known(task_id)
+            when, now = _entered(task, status), self.clock.now()
+            if when <= now:
+                return True
+            if task.timeline.finished <= now:
+                return False  # ended without passing through `status`
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            # Re-read the task at least every second: a forced finish moves its end.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.clock.sleep_until(when), min(remaining, 1.0))
+
+    def _known(self, task_id: str) -> TaskRecord:
+        task = self.store.get(task_id)
+        if task is None:
+            raise NotFound("task not found")
+        return task
+
     def wire(self, task: TaskRecord) -> dict[str, Any]:
         """A task as HiAPI sends it, at the clock's current time."""
         status = task.timeline.status_at(self.clock.now())
@@ -351,37 +433,29 @@ class Backend:
         data.update(status=status, created=int(task.timeline.created), completed=completed)
         if status == SUCCESS and task.output is not None:
             data["output"] = [
-                {"url": _file_url(task), "type": "image", "expireAt": completed + OUTPUT_TTL}
+                {"url": self.outputs.url(task), "type": "image", "expireAt": completed + OUTPUT_TTL}
             ]
         elif status == FAIL and task.error is not None:
             data["error"] = {"code": task.error[0], "message": task.error[1]}
         return data
 
-    # -- files -------------------------------------------------------------------------------
 
-    async def file(self, task_id: str, name: str) -> tuple[bytes, str]:
-        """The bytes and media type of an output file; 404 when unknown, unfinished or expired."""
-        task = self.store.get(task_id)
-        output = task.output if task is not None else None
-        if task is None or output is None or name != f"0.{output.ext}":
-            raise NotFound("file not found")
-        now = self.clock.now()
-        if task.timeline.status_at(now) != SUCCESS:
-            raise NotFound("file not found")
-        if now >= int(task.timeline.finished) + OUTPUT_TTL:
-            self.images.discard(task_id)
-            raise NotFound("file expired: outputs are kept 7 days")
-        spec_ = ImageSpec(
-            output.width, output.height, "png" if output.fmt == "png" else "jpeg",
-            (task.prompt, output.caption, task.task_id), output.seed,
-        )  # fmt: skip
-        data = await self.images.get(task_id, spec_)
-        return data, f"image/{output.fmt}"
+def _entered(task: TaskRecord, status: str) -> float:
+    """When the task enters `status` (`terminal`: its end); inf when its plan passes it by."""
+    line = task.timeline
+    if status == "terminal":
+        return line.finished
+    if status in line.statuses:
+        return line.times[line.statuses.index(status)]
+    return math.inf
 
 
-def _file_url(task: TaskRecord) -> str:
-    assert task.output is not None
-    return f"{task.base_url.rstrip('/')}/files/{task.task_id}/0.{task.output.ext}"
+def staged_error(fault: HttpFault) -> MockError:
+    """The error a staged HTTP fault answers with."""
+    message = fault.message or f"staged fault: {fault.status} {fault.code}"
+    return error_for_status(
+        fault.status, message, error_code=fault.code, retry_after=fault.retry_after
+    )
 
 
 def _refuse_callback_in_input(params: Any) -> None:

@@ -151,6 +151,8 @@ class Callbacks:
         self._bursts: dict[float, list[tuple[float, str]]] = {}
         self._log: deque[Attempt] = deque(maxlen=self.policy.log_size)
         self._epoch = 0
+        self._generation: dict[str, int] = {}  # a task rescheduled drops its earlier plan
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -163,14 +165,39 @@ class Callbacks:
                 self._faults[task_id] = fault
 
     def schedule(self, task_id: str, finished: float) -> None:
-        """Deliver `task_id`'s callback once the clock reaches `finished` (the task's end)."""
+        """Deliver `task_id`'s callback once the clock reaches `finished` (the task's end).
+
+        Scheduling a task again (its end moved) replaces the earlier plan.
+        """
         fault = self._faults.get(task_id)
-        epoch = self._epoch
+        with self._lock:
+            generation = self._generation[task_id] = self._generation.get(task_id, 0) + 1
+            epoch = self._epoch
         if fault is not None and fault.kind is Fault.REORDER:
             self._join_burst(task_id, finished, fault.window, epoch)
             return
         when = finished + (fault.delay if fault and fault.kind is Fault.DELAY else 0.0)
-        self.scheduler.at(when, lambda: self._first(task_id, when, epoch))
+        self.scheduler.at(when, lambda: self._first(task_id, when, epoch, generation))
+
+    async def wait_for(self, task_id: str, timeout: float, *, delivered: bool = True) -> bool:
+        """Wait (wall seconds) until the task's callback was delivered (a 2xx), or, with
+        `delivered=False`, merely attempted; True if it happened in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not any(a.ok or not delivered for a in self.for_task(task_id)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            future: asyncio.Future[None] = loop.create_future()
+            with self._lock:
+                self._waiters.append((loop, future))
+            try:
+                await asyncio.wait({future}, timeout=remaining)
+            finally:
+                with self._lock:
+                    if (loop, future) in self._waiters:
+                        self._waiters.remove((loop, future))
+        return True
 
     @property
     def log(self) -> list[Attempt]:
@@ -191,6 +218,7 @@ class Callbacks:
             self._faults.clear()
             self._bursts.clear()
             self._log.clear()
+            self._generation.clear()
         self.scheduler.reset()
 
     # -- delivery ---------------------------------------------------------------------------------
@@ -210,7 +238,9 @@ class Callbacks:
         for _, task_id in burst:  # newest first, one after another: arrival order is the fault
             await self._attempt(task_id, 1, 1, release, epoch)
 
-    async def _first(self, task_id: str, scheduled_at: float, epoch: int) -> None:
+    async def _first(self, task_id: str, scheduled_at: float, epoch: int, generation: int) -> None:
+        if self._generation.get(task_id) != generation:
+            return
         fault = self._faults.get(task_id)
         if fault is not None and fault.kind is Fault.DROP:
             outgoing = self._source(task_id)
@@ -296,5 +326,15 @@ class Callbacks:
 
     def _record(self, attempt: Attempt, epoch: int) -> None:
         with self._lock:
-            if epoch == self._epoch:
-                self._log.append(attempt)
+            if epoch != self._epoch:
+                return
+            self._log.append(attempt)
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, future)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .callbacks import DeliveryPolicy, FaultRule
+from .callbacks import DeliveryPolicy, Fault, FaultRule
 from .catalog import PROFILES, Profile
 from .signing import check_secret
 
-__all__ = ["KeyPolicy", "KeyState", "MockConfig"]
+__all__ = ["Chaos", "KeyPolicy", "KeyState", "MockConfig"]
 
 #: 7 days: how long outputs are kept (docs).
 OUTPUT_TTL = 604_800
@@ -24,6 +24,31 @@ IDEMPOTENCY_WINDOW = 86_400
 IDEMPOTENCY_RETRY_AFTER = 5
 #: 10 MB body limit (docs); read as MiB (assumed).
 MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Chaos:
+    """Randomised bad days, drawn from the seed: shares of `/v1` requests answered 429 or 503,
+    and of callbacks given each fault (by fault name: drop, duplicate, delay, ...)."""
+
+    rate_429: float = 0.0
+    rate_503: float = 0.0
+    callback_faults: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rates = [self.rate_429, self.rate_503, *self.callback_faults.values()]
+        if any(not 0 <= r <= 1 for r in rates):
+            raise ValueError("chaos rates must be between 0 and 1")
+        if self.rate_429 + self.rate_503 > 1 or sum(self.callback_faults.values()) > 1:
+            raise ValueError("chaos rates of one kind must add up to at most 1")
+        known = {f.value for f in Fault}
+        unknown = set(self.callback_faults) - known
+        if unknown:
+            raise ValueError(f"unknown callback fault(s) {', '.join(sorted(unknown))}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate_429 or self.rate_503)
 
 
 class KeyState(Enum):
@@ -65,6 +90,9 @@ class MockConfig:
     callback_https_only: bool = False
     callback_hosts: tuple[str, ...] = ()  # when set, the only hosts callbacks may go to
     callback_faults: tuple[FaultRule, ...] = ()
+    chaos: Chaos = field(default_factory=Chaos)
+    journal_size: int = 10_000
+    control_token: str | None = None  # when set, the /_mock control API requires it
 
     def profile_timing(self) -> Profile:
         if isinstance(self.profile, Profile):

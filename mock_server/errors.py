@@ -36,6 +36,7 @@ __all__ = [
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
+    "error_for_status",
 ]
 
 
@@ -122,3 +123,29 @@ class ServiceUnavailable(MockError):
 
 class IllegalTransition(MockError):
     """A task was asked to move in a way the status table forbids."""
+
+
+def error_for_status(
+    status: int, message: str, *, error_code: str | None = None, retry_after: int | None = None
+) -> MockError:
+    """The error of the class that answers `status` (a staged fault, for instance)."""
+    for cls in _BY_STATUS:
+        if cls.status == status:
+            return cls(message, error_code=error_code, retry_after=retry_after)
+    return MockError(message, error_code=error_code, retry_after=retry_after)
+
+
+_BY_STATUS: tuple[type[MockError], ...] = (
+    InvalidRequest,
+    Unauthorized,
+    InsufficientBalance,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    IdempotencyProcessing,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    IdempotencyMismatch,
+    RateLimited,
+    ServiceUnavailable,
+)

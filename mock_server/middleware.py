@@ -1,0 +1,286 @@
+"""What happens to every request before the routes see it, as plain ASGI middleware.
+
+Outermost first: `JournalMiddleware` records the request and its answer; `RateLimitMiddleware`
+counts it and stamps `X-RateLimit-*`; `FaultMiddleware` applies a matching rule's (or the chaos
+settings') HTTP fault: an error answer, a delay, a hang or a dropped connection. The control API
+under `/_mock/` passes through all three untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .backend import Backend, staged_error
+from .errors import MockError
+from .ratelimit import RateLimiter
+from .rules import Delay, DropConnection, Hang, HttpFault, RequestAction, RequestFacts
+
+__all__ = [
+    "ConnectionDropped",
+    "FaultMiddleware",
+    "JournalMiddleware",
+    "RateLimitMiddleware",
+    "error_response",
+    "quiet_drops",
+]
+
+_JOURNAL_BODY = 64 * 1024
+
+
+class ConnectionDropped(Exception):
+    """Raised on purpose after a partial answer, so the server closes the connection."""
+
+
+def error_response(error: MockError) -> JSONResponse:
+    """HiAPI's error envelope for `error`, with its `Retry-After` and extra headers."""
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    body = {
+        "code": error.status,
+        "message": error.message,
+        "data": None,
+        "error_code": error.error_code,
+    }
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+async def _answer(
+    error: MockError, extra: list[tuple[bytes, bytes]], scope: Scope, receive: Receive, send: Send
+) -> None:
+    response = error_response(error)
+    response.raw_headers.extend(extra)
+    await response(scope, receive, send)
+
+
+def _is_api(scope: Scope) -> bool:
+    return scope["type"] == "http" and str(scope["path"]).startswith("/v1/")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _bearer(headers: dict[str, str]) -> str | None:
+    scheme, _, key = headers.get("authorization", "").partition(" ")
+    return key.strip() or None if scheme.lower() == "bearer" else None
+
+
+# -- journal -------------------------------------------------------------------------------------
+
+
+class JournalMiddleware:
+    """Records every request but the control API's in the backend's journal."""
+
+    def __init__(self, app: ASGIApp, backend: Backend) -> None:
+        self.app = app
+        self.backend = backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_mock"):
+            await self.app(scope, receive, send)
+            return
+        at, started = self.backend.clock.now(), time.perf_counter()
+        body = bytearray()
+        status = 0
+        state: dict[str, Any] = scope.setdefault("state", {})
+
+        async def receive_and_keep() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(body) < _JOURNAL_BODY:
+                body.extend(message.get("body", b"")[: _JOURNAL_BODY - len(body)])
+            return message
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_keep, send_and_note)
+        finally:
+            headers = _headers(scope)
+            self.backend.journal.record(
+                at=at,
+                method=scope["method"],
+                path=scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body=bytes(body),
+                status=status or 500,
+                task_id=state.get("task_id"),
+                api_key=_bearer(headers),
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+
+
+# -- rate limits -------------------------------------------------------------------------------
+
+
+class RateLimitMiddleware:
+    """Counts every `/v1` request against its key and stamps the `X-RateLimit-*` headers."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _is_api(scope):
+            await self.app(scope, receive, send)
+            return
+        bucket = _bucket(scope)
+        headers, refusal = self.limiter.admit(bucket)
+        if refusal is not None:
+            await _answer(refusal, headers, scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            self.limiter.release(bucket)
+
+
+def _bucket(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            key: str = value.decode("latin-1").partition(" ")[2].strip()
+            return key
+    client = scope.get("client") or ("unknown", 0)
+    return f"address:{client[0]}"
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+class FaultMiddleware:
+    """Applies the first matching request rule (or a chaos draw) to `/v1` requests."""
+
+    def __init__(self, app: ASGIApp, backend: Backend) -> None:
+        self.app = app
+        self.backend = backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rules, chaos = self.backend.rules, self.backend.config.chaos
+        if not _is_api(scope) or not (rules.has_request_rules or chaos.active):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        facts = RequestFacts(scope["method"], scope["path"], headers, _bearer(headers))
+        if rules.need_body and scope["method"] == "POST" and scope["path"] == "/v1/tasks":
+            facts, receive = await self._with_body(facts, receive)
+        action = rules.take_request_action(facts) or self._chaos()
+        if action is None:
+            await self.app(scope, receive, send)
+        else:
+            await self._act(action, scope, receive, send)
+
+    async def _with_body(
+        self, facts: RequestFacts, receive: Receive
+    ) -> tuple[RequestFacts, Receive]:
+        """Read the body to match model, route and prompt, and hand it on unread."""
+        limit = self.backend.config.max_body_bytes
+        messages: list[Message] = []
+        size, more = 0, True
+        while more and size <= limit:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            more = message["type"] == "http.request" and message.get("more_body", False)
+        if size <= limit and not more:
+            facts = _body_facts(facts, b"".join(m.get("body", b"") for m in messages))
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        return facts, replay
+
+    def _chaos(self) -> HttpFault | None:
+        chaos, draw = self.backend.config.chaos, self.backend.chaos_random
+        if not chaos.active:
+            return None
+        roll = draw.random()
+        if roll < chaos.rate_429:
+            return HttpFault(429, retry_after=draw.randint(1, 10))
+        if roll < chaos.rate_429 + chaos.rate_503:
+            return HttpFault(503, retry_after=draw.randint(1, 10))
+        return None
+
+    async def _act(self, action: RequestAction, scope: Scope, receive: Receive, send: Send) -> None:
+        if isinstance(action, HttpFault):
+            await _answer(staged_error(action), [], scope, receive, send)
+        elif isinstance(action, Delay):
+            await asyncio.sleep(action.seconds)
+            await self.app(scope, receive, send)
+        elif isinstance(action, Hang):
+            await _until_disconnect(receive, action.seconds)
+            await _drop(send)
+        else:
+            assert isinstance(action, DropConnection)
+            await _drop(send)
+
+
+def _body_facts(facts: RequestFacts, raw: bytes) -> RequestFacts:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return facts
+    if not isinstance(body, dict):
+        return facts
+    params = body.get("input")
+    prompt = params.get("prompt") if isinstance(params, dict) else None
+    model, route = body.get("model"), body.get("route")
+    return RequestFacts(
+        facts.method,
+        facts.path,
+        facts.headers,
+        facts.api_key,
+        model if isinstance(model, str) else None,
+        route if isinstance(route, str) and route else None,
+        prompt if isinstance(prompt, str) else None,
+    )
+
+
+async def _until_disconnect(receive: Receive, seconds: float) -> None:
+    async def listen() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(listen(), seconds)
+
+
+async def _drop(send: Send) -> None:
+    # ASGI has no "close the socket": promise a body, send none, and fail, so the server
+    # closes the connection and the client sees it cut mid-answer.
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
+    await send(start)
+    raise ConnectionDropped("connection dropped on purpose")
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps deliberate drops out of the server's error log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, ConnectionDropped)
+
+
+def quiet_drops() -> None:
+    for name in ("uvicorn.error", "hiapi_mock"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietDrops) for f in logger.filters):
+            logger.addFilter(_QuietDrops())
