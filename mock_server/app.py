@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -16,26 +15,25 @@ from starlette.applications import Starlette
 from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from .backend import Backend
+from .bodies import error_response, ok, read_json
 from .clock import Clock
 from .config import MockConfig
+from .control import control_routes
 from .errors import (
     InvalidRequest,
     MethodNotAllowed,
     MockError,
     NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
 )
 from .middleware import (
     ConnectionDropped,
     FaultMiddleware,
     JournalMiddleware,
     RateLimitMiddleware,
-    error_response,
     quiet_drops,
 )
 from .ratelimit import RateLimiter
@@ -57,6 +55,7 @@ def create_app(
         Route("/v1/tasks/{task_id}", _get_task, methods=["GET"]),
         Route("/files/{task_id}/{name}", _get_file, methods=["GET"]),
         Route("/openapi.yaml", _openapi, methods=["GET"]),
+        *control_routes(),
     ]
     app = Starlette(
         routes=routes,
@@ -83,10 +82,6 @@ def create_app(
 
 
 # -- envelope ----------------------------------------------------------------------------------
-
-
-def _ok(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": 200, "message": "success", "data": data}, headers=headers)
 
 
 async def _mock_error(request: Request, exc: Exception) -> Response:
@@ -129,26 +124,26 @@ class _Tasks(HTTPEndpoint):
     async def post(self, request: Request) -> Response:
         backend = _backend(request)
         owner = backend.authenticate(request.headers.get("authorization"))
-        body = await _json_body(request, backend.config.max_body_bytes)
+        body = await read_json(request, backend.config.max_body_bytes)
         facts = RequestFacts("POST", request.url.path, _lower(request.headers), owner)
         task_id, replayed = await backend.create(
             owner, body, request.headers.get("idempotency-key"), str(request.base_url), facts
         )
         request.state.task_id = task_id
-        return _ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
+        return ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
 
     async def get(self, request: Request) -> Response:
         backend = _backend(request)
         owner = backend.authenticate(request.headers.get("authorization"))
         query = request.query_params
-        return _ok(backend.page(owner, query.get("page"), query.get("size")))
+        return ok(backend.page(owner, query.get("page"), query.get("size")))
 
 
 async def _get_task(request: Request) -> Response:
     request.state.task_id = request.path_params["task_id"]
     backend = _backend(request)
     owner = backend.authenticate(request.headers.get("authorization"))
-    return _ok(backend.task(owner, request.path_params["task_id"]))
+    return ok(backend.task(owner, request.path_params["task_id"]))
 
 
 async def _get_file(request: Request) -> Response:
@@ -165,44 +160,3 @@ def _lower(headers: Any) -> dict[str, str]:
 
 async def _openapi(request: Request) -> Response:
     return FileResponse(spec_path(), media_type="application/yaml")
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    """The request's JSON body: 415 unless JSON, 413 past `limit` (refused while streaming)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json, not {media_type[:100] or 'missing'}"
-        )
-    too_large = PayloadTooLarge(f"body: larger than the {limit // (1024 * 1024)} MB limit")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return _decode(b"".join(chunks))
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw.strip():
-        raise InvalidRequest("body: is empty; send a JSON object")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"body: is not valid UTF-8 (byte {exc.start})") from None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"body: is not valid JSON ({exc.msg} at position {exc.pos})") from None
-    except RecursionError:
-        raise InvalidRequest("body: is nested too deeply") from None
-    except ValueError as exc:
-        raise InvalidRequest(f"body: {exc}") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")

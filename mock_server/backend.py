@@ -382,7 +382,7 @@ class Backend:
         self, task_id: str, status: str, code: str | None = None, message: str | None = None
     ) -> dict[str, Any]:
         """End a task now with `status` (`success`, or `fail` with an error code and message)."""
-        task = self._known(task_id)
+        task = self.known(task_id)
         if status not in TERMINAL:
             raise InvalidRequest("status: must be success or fail")
         now = self.clock.now()
@@ -390,7 +390,11 @@ class Backend:
             ended = task.timeline.outcome
             raise InvalidRequest(f"task: already ended in {ended}; a finished task stays as it is")
         task.timeline = task.timeline.finish(now, status)
-        task.error = None if status == SUCCESS else (code or _FAILURE[0], message or _FAILURE[1])
+        if status == SUCCESS:
+            task.error = None
+        else:
+            default = _FAILURE[1] if code in (None, _FAILURE[0]) else f"the task failed: {code}"
+            task.error = (code or _FAILURE[0], message or default)
         self.store.replace(task)
         if task.callback_url is not None:
             self.callbacks.schedule(task_id, task.timeline.finished)
@@ -404,7 +408,7 @@ class Backend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            task = self._known(task_id)
+            task = self.known(task_id)
             when, now = _entered(task, status), self.clock.now()
             if when <= now:
                 return True
@@ -417,7 +421,8 @@ class Backend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.clock.sleep_until(when), min(remaining, 1.0))
 
-    def _known(self, task_id: str) -> TaskRecord:
+    def known(self, task_id: str) -> TaskRecord:
+        """The task with this id, whoever owns it, or 404."""
         task = self.store.get(task_id)
         if task is None:
             raise NotFound("task not found")

@@ -15,10 +15,10 @@ import logging
 import time
 from typing import Any
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .backend import Backend, staged_error
+from .bodies import error_response
 from .errors import MockError
 from .ratelimit import RateLimiter
 from .rules import Delay, DropConnection, Hang, HttpFault, RequestAction, RequestFacts
@@ -28,7 +28,6 @@ __all__ = [
     "FaultMiddleware",
     "JournalMiddleware",
     "RateLimitMiddleware",
-    "error_response",
     "quiet_drops",
 ]
 
@@ -37,20 +36,6 @@ _JOURNAL_BODY = 64 * 1024
 
 class ConnectionDropped(Exception):
     """Raised on purpose after a partial answer, so the server closes the connection."""
-
-
-def error_response(error: MockError) -> JSONResponse:
-    """HiAPI's error envelope for `error`, with its `Retry-After` and extra headers."""
-    headers = dict(error.headers)
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
-    body = {
-        "code": error.status,
-        "message": error.message,
-        "data": None,
-        "error_code": error.error_code,
-    }
-    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 async def _answer(
