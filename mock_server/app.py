@@ -36,7 +36,6 @@ from .middleware import (
     RateLimitMiddleware,
     quiet_drops,
 )
-from .ratelimit import RateLimiter
 from .rules import RequestFacts
 from .spec import spec_path
 
@@ -66,16 +65,9 @@ def create_app(
         },
     )
     app.state.backend = backend
-    limiter = RateLimiter(
-        backend.clock,
-        per_minute=backend.config.requests_per_minute,
-        concurrent=backend.config.concurrent_requests,
-        enforce=backend.config.rate_limit_enforced(),
-    )
-    app.state.rate_limiter = limiter
     # Added innermost first: journal, then rate limits, then faults, then the routes.
     app.add_middleware(FaultMiddleware, backend=backend)
-    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(RateLimitMiddleware, limiter=backend.limiter)
     app.add_middleware(JournalMiddleware, backend=backend)
     quiet_drops()
     return app

@@ -50,6 +50,7 @@ from .journal import Journal
 from .lifecycle import FAIL, STATUSES, SUCCESS, TERMINAL, plan
 from .outputs import Outputs
 from .randomness import MockRandom
+from .ratelimit import RateLimiter
 from .rules import HttpFault, RequestFacts, RuleError, Rules, TaskActions, directives
 from .scheduler import Scheduler
 from .spec import Spec, spec
@@ -97,6 +98,12 @@ class Backend:
         # Staged bad days draw from a stream of their own, so turning them on changes no id.
         self.chaos_random = MockRandom(self.config.seed + 7919)
         self.profile = self.config.profile_timing()
+        self.limiter = RateLimiter(
+            self.clock,
+            per_minute=self.config.requests_per_minute,
+            concurrent=self.config.concurrent_requests,
+            enforce=self.config.rate_limit_enforced(),
+        )
         self._balances = {k: p.balance for k, p in self.config.keys.items()}
         delivery = self.config.delivery
         self.scheduler = Scheduler(self.clock, concurrency=delivery.concurrency)
@@ -108,6 +115,7 @@ class Backend:
         self.callbacks.reset()
         self.rules.reset()
         self.journal.reset()
+        self.limiter.reset()
         self.store.reset()
         self.images.reset()
         self.clock.reset()

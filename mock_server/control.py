@@ -103,7 +103,6 @@ async def _spec(request: Request) -> Response:
 async def _reset(request: Request) -> Response:
     backend = _backend(request)
     backend.reset()
-    request.app.state.rate_limiter.reset()
     return ok({"clock": clock_state(backend)})
 
 
