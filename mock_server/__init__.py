@@ -18,6 +18,7 @@ from .errors import MockError
 from .receiver import CallbackReceiver, ReceivedCallback
 from .scheduler import Scheduler
 from .server import ServerThread
+from .settings import Settings, SettingsError, load_settings
 from .spec import Spec
 
 __all__ = [
@@ -41,7 +42,10 @@ __all__ = [
     "ReceivedCallback",
     "Scheduler",
     "ServerThread",
+    "Settings",
+    "SettingsError",
     "Spec",
     "Timing",
     "create_app",
+    "load_settings",
 ]

@@ -94,6 +94,7 @@ class Backend:
         self.images = ImageCache(self.config.image_cache_bytes)
         self.outputs = Outputs(self.store, self.clock, self.images)
         self.rules = Rules()
+        self._start_scenario()
         self.journal = Journal(self.config.journal_size)
         # Staged bad days draw from a stream of their own, so turning them on changes no id.
         self.chaos_random = MockRandom(self.config.seed + 7919)
@@ -114,6 +115,7 @@ class Backend:
         start again."""
         self.callbacks.reset()
         self.rules.reset()
+        self._start_scenario()
         self.journal.reset()
         self.limiter.reset()
         self.store.reset()
@@ -122,6 +124,11 @@ class Backend:
         self.random.reset()
         self.chaos_random.reset()
         self._balances = {k: p.balance for k, p in self.config.keys.items()}
+
+    def _start_scenario(self) -> None:
+        # The configured rules are the starting scenario: a reset brings them back.
+        for rule in self.config.rules:
+            self.rules.add_json(rule)
 
     def close(self) -> None:
         """Stop the scheduler's thread; queued deliveries are abandoned."""

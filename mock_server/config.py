@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from enum import Enum
 
 from .callbacks import DeliveryPolicy, Fault, FaultRule
@@ -93,6 +94,7 @@ class MockConfig:
     chaos: Chaos = field(default_factory=Chaos)
     journal_size: int = 10_000
     control_token: str | None = None  # when set, the /_mock control API requires it
+    rules: tuple[Mapping[str, Any], ...] = ()  # the starting scenario, in the control API's form
 
     def profile_timing(self) -> Profile:
         if isinstance(self.profile, Profile):
