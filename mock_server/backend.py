@@ -293,7 +293,7 @@ class Backend:
         facts = RequestFacts(
             base.method, base.path, base.headers, owner, request.wire_model, request.route, prompt
         )
-        ruled = self.rules.take_task_actions(facts)
+        ruled = self.rules.take_task_actions(facts, already=actions)
         for action in (ruled.outcome, ruled.timing, ruled.callback):
             if action is not None:
                 actions.merge(action)
@@ -471,11 +471,12 @@ def _entered(task: TaskRecord, status: str) -> float:
 
 
 def staged_error(fault: HttpFault) -> MockError:
-    """The error a staged HTTP fault answers with."""
+    """The error a staged HTTP fault answers with; a 429 or 503 always says when to retry."""
     message = fault.message or f"staged fault: {fault.status} {fault.code}"
-    return error_for_status(
-        fault.status, message, error_code=fault.code, retry_after=fault.retry_after
-    )
+    retry_after = fault.retry_after
+    if retry_after is None and fault.status in (429, 503):
+        retry_after = 1
+    return error_for_status(fault.status, message, error_code=fault.code, retry_after=retry_after)
 
 
 def _refuse_callback_in_input(params: Any) -> None:

@@ -23,11 +23,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import httpx
 
 from .clock import Clock
-from .scheduler import Scheduler
+from .scheduler import Scheduler, handed_off
 from .signing import signature_headers
 
 __all__ = [
@@ -63,8 +64,14 @@ class CallbackFault:
     stale_by: float = 900.0
 
     def __post_init__(self) -> None:
-        if self.copies < 1 or self.delay < 0 or self.window <= 0 or self.stale_by < 0:
-            raise ValueError("copies >= 1, delay >= 0, window > 0 and stale_by >= 0")
+        if isinstance(self.copies, bool) or not isinstance(self.copies, int) or self.copies < 1:
+            raise ValueError("action.copies: must be a whole number, 1 or more")
+        for name in ("delay", "window", "stale_by"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"action.{name}: must be a number of seconds, 0 or more")
+        if self.window == 0:
+            raise ValueError("action.window: must be more than 0 seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +298,11 @@ class Callbacks:
         client = self._http()
         request = asyncio.ensure_future(
             client.post(
-                outgoing.url, content=outgoing.body, headers=headers, timeout=self.policy.timeout
+                outgoing.url,
+                content=outgoing.body,
+                headers=headers,
+                timeout=self.policy.timeout,
+                extensions={"trace": _trace},
             )
         )
         deadline = asyncio.ensure_future(self.clock.sleep_until(sent_at + self.policy.timeout))
@@ -333,6 +344,12 @@ class Callbacks:
         for loop, future in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_settle, future)
+
+
+async def _trace(event: str, info: Mapping[str, Any]) -> None:
+    # Once the request is on the wire, a callback due later may start: arrival follows due time.
+    if event.endswith("send_request_body.complete"):
+        handed_off()
 
 
 def _settle(future: asyncio.Future[None]) -> None:

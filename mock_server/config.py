@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from enum import Enum
+from typing import Any
 
 from .callbacks import DeliveryPolicy, Fault, FaultRule
 from .catalog import PROFILES, Profile

@@ -187,7 +187,9 @@ async def _wait(request: Request) -> Response:
     task_id = body.get("task_id")
     if not isinstance(task_id, str):
         raise InvalidRequest("task_id: is required, a string")
-    timeout = min(_number(body, "timeout", 10.0), _MAX_WAIT)
+    timeout = _number(body, "timeout", 10.0)
+    if not 0 <= timeout <= _MAX_WAIT:
+        raise InvalidRequest(f"timeout: must be 0 to {_MAX_WAIT:g} seconds")
     event = body.get("callback")
     if event is not None:
         if event not in ("delivered", "attempted"):

@@ -92,6 +92,9 @@ class JournalMiddleware:
 
         try:
             await self.app(scope, receive_and_keep, send_and_note)
+        except ConnectionDropped:
+            status = -1  # a staged drop or hang: the client got no answer
+            raise
         finally:
             headers = _headers(scope)
             self.backend.journal.record(
@@ -101,7 +104,7 @@ class JournalMiddleware:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers,
                 body=bytes(body),
-                status=status or 500,
+                status=max(status, 0) if status else 500,
                 task_id=state.get("task_id"),
                 api_key=_bearer(headers),
                 duration_ms=(time.perf_counter() - started) * 1000,

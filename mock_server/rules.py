@@ -27,7 +27,7 @@ import itertools
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from .callbacks import CallbackFault, Fault
@@ -62,7 +62,7 @@ _DEFAULT_CODES = {
     500: "INTERNAL_ERROR",
     503: "MODEL_UNAVAILABLE",
 }
-_DIRECTIVE = re.compile(r"\[mock:([a-z_]+)(?:=([^\]]*))?\]")
+_DIRECTIVE = re.compile(r"\[mock:([a-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -120,15 +120,25 @@ class Match:
             _same(self.method, facts.method.upper(), str.upper)
             and (self.path is None or fnmatch.fnmatchcase(facts.path, self.path))
             and _same(self.api_key, facts.api_key)
-            and _same(self.model, _base_model(facts.model))
+            and self._model_matches(facts)
             and _same(self.route, facts.route)
             and (self.prompt is None or self.prompt in (facts.prompt or ""))
             and (
                 self.prompt_regex is None
                 or re.search(self.prompt_regex, facts.prompt or "") is not None
             )
-            and all(v in facts.headers.get(k.lower(), "\0") for k, v in self.headers.items())
+            and all(
+                k.lower() in facts.headers and v in facts.headers[k.lower()]
+                for k, v in self.headers.items()
+            )
         )
+
+    def _model_matches(self, facts: RequestFacts) -> bool:
+        """`model` may be `base` (any route) or `base@route` (that route only)."""
+        if self.model is None:
+            return True
+        base, _, route = self.model.partition("@")
+        return base == _base_model(facts.model) and (not route or route == facts.route)
 
 
 def _same(expected: str | None, actual: str | None, fold: Any = None) -> bool:
@@ -182,8 +192,14 @@ class HttpFault:
     retry_after: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.retry_after, bool) or not isinstance(self.retry_after, int | None):
-            raise RuleError("action.retry_after: must be a whole number of seconds")
+        retry = self.retry_after
+        if retry is not None and (
+            isinstance(retry, bool) or not isinstance(retry, int) or retry < 0
+        ):
+            raise RuleError("action.retry_after: must be a whole number of seconds, 0 or more")
+        for name in ("error_code", "message"):
+            if not isinstance(getattr(self, name), str | None):
+                raise RuleError(f"action.{name}: must be a string")
         if self.status not in _FAULT_STATUSES:
             allowed = ", ".join(str(s) for s in sorted(_FAULT_STATUSES))
             raise RuleError(f"action.status: must be one of {allowed}")
@@ -338,13 +354,19 @@ class Rules:
                     return rule.action
         return None
 
-    def take_task_actions(self, facts: RequestFacts) -> TaskActions:
-        """For each kind of task action, the first live rule matching `facts`, used once."""
+    def take_task_actions(
+        self, facts: RequestFacts, already: TaskActions | None = None
+    ) -> TaskActions:
+        """For each kind of task action not `already` decided (by a directive), the first
+        live rule matching `facts`, used once; a rule that would change nothing is not used."""
         found = TaskActions()
+        taken = already or TaskActions()
         with self._lock:
             for rule in self._rules:
                 kind = _TASK_KINDS.get(type(rule.action))
-                if kind is not None and getattr(found, kind) is None and self._use(rule, facts):
+                if kind is None or getattr(found, kind) is not None or getattr(taken, kind):
+                    continue
+                if self._use(rule, facts):
                     setattr(found, kind, rule.action)
         return found
 
@@ -361,7 +383,7 @@ class Rules:
 
 def directives(prompt: str) -> list[Action]:
     """The actions written into a prompt as `[mock:NAME=VALUE]`; RuleError names a bad one."""
-    return [_directive(name, value) for name, value in _DIRECTIVE.findall(prompt)]
+    return [_directive(name.lower(), value) for name, value in _DIRECTIVE.findall(prompt)]
 
 
 def _directive(name: str, value: str) -> Action:
@@ -423,12 +445,20 @@ def rule_from_json(data: Any) -> tuple[Match, Action, int | None]:
     times = data.get("times")
     if times is not None and (not isinstance(times, int) or isinstance(times, bool)):
         raise RuleError("times: must be a whole number")
-    return _match_from_json(data.get("match") or {}), action_from_json(data.get("action")), times
+    if times is not None and times < 1:
+        raise RuleError("times: must be at least 1")
+    match = data.get("match", {})
+    return _match_from_json(match), action_from_json(data.get("action")), times
 
 
 def _match_from_json(data: Any) -> Match:
     if not isinstance(data, Mapping):
         raise RuleError("match: must be an object")
+    headers = data.get("headers", {})
+    if isinstance(headers, Mapping) and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise RuleError("match.headers: must map header names to strings")
     allowed = set(Match.__dataclass_fields__)
     unknown = set(data) - allowed
     if unknown:
@@ -469,13 +499,24 @@ def action_from_json(data: Any) -> Action:
         except ValueError:
             kinds = ", ".join(f.value for f in Fault)
             raise RuleError(f"action.kind: must be one of {kinds}") from None
+    known = cls.__dataclass_fields__
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise RuleError(f"action: unknown field(s) {', '.join(unknown)} for type {kind}")
+    missing = [n for n, f in known.items() if n not in fields and _required(f)]
+    if missing:
+        raise RuleError(f"action.{missing[0]}: is required for type {kind}")
     try:
         action: Action = cls(**fields)
-    except TypeError as exc:
-        raise RuleError(f"action: {exc}".replace("__init__() ", "")) from None
-    except ValueError as exc:
+    except RuleError:
+        raise
+    except (TypeError, ValueError) as exc:
         raise RuleError(f"action: {exc}") from None
     return action
+
+
+def _required(spec: Any) -> bool:
+    return spec.default is MISSING and spec.default_factory is MISSING
 
 
 def action_json(action: Action) -> dict[str, Any]:

@@ -3,7 +3,8 @@ an event loop of their own.
 
 Task statuses need no timers (they are read off the clock); what must happen at a time, callback
 deliveries and their retries, is queued here. Advancing a manual clock wakes the scheduler, which
-starts every job now due in `(when, order, arrival)` order, at most `concurrency` at once. The
+starts every job now due in `(when, order, arrival)` order, at most `concurrency` at once; jobs
+due at the same time start together, a later one only once the earlier has handed off. The
 loop runs in one daemon thread started on first use, so deliveries behave the same whether the
 app is served by uvicorn or called in-process, and never hold up request handling.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import itertools
 import logging
@@ -33,13 +35,27 @@ from typing import Any
 
 from .clock import Clock
 
-__all__ = ["Job", "Scheduler"]
+__all__ = ["Job", "Scheduler", "handed_off"]
 
 log = logging.getLogger("hiapi_mock.scheduler")
 
 Job = Callable[[], Awaitable[None]]
 
 _JOIN_TIMEOUT = 10.0
+# How long a later job waits for an earlier one to hand off before starting anyway, so one
+# slow job delays the next by at most this much (wall seconds).
+_HANDOFF_WAIT = 0.5
+_HANDOFF: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+    "hiapi_mock_handoff", default=None
+)
+
+
+def handed_off() -> None:
+    """Called by a running job once its effect is out (a request sent): the scheduler may
+    start the next, later job. A job that never calls it hands off when it ends."""
+    event = _HANDOFF.get()
+    if event is not None:
+        event.set()
 
 
 @dataclass(order=True, slots=True)
@@ -148,23 +164,31 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         running: set[asyncio.Task[None]] = set()
+        last: tuple[float, asyncio.Event] | None = None
         ready.set()
         while not self._closing:
             self._wake.clear()
-            if len(running) >= self.concurrency:
+            due = self._due_time()
+            if len(running) >= self.concurrency or due is None:
                 # Take nothing off the queue until a slot is free: what waits stays queued,
                 # so reset() can drop it and an earlier arrival can still go first.
-                await self._sleep(until=None)
+                await self._sleep(until=None if due is not None else self._next_time())
+                continue
+            if last is not None and due > last[0] and not last[1].is_set():
+                # A later job starts once the earlier one has handed off (sent its request),
+                # so one big clock jump still delivers in time order.
+                await self._sleep(until=None, handoff=last[1])
                 continue
             entry = self._take_due()
             if entry is None:
-                with self._lock:
-                    next_time = self._queue[0].when if self._queue else None
-                await self._sleep(until=next_time)
                 continue
-            task = asyncio.create_task(self._run(entry))
+            handoff = asyncio.Event()
+            context = contextvars.copy_context()
+            context.run(_HANDOFF.set, handoff)
+            task = asyncio.create_task(self._run(entry, handoff), context=context)
             running.add(task)
             task.add_done_callback(running.discard)
+            last = (entry.when, handoff)
         for task in list(running):
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
@@ -174,6 +198,16 @@ class Scheduler:
             except Exception:
                 log.exception("a scheduler close hook failed")
 
+    def _due_time(self) -> float | None:
+        with self._lock:
+            if self._queue and self._queue[0].when <= self.clock.now():
+                return self._queue[0].when
+        return None
+
+    def _next_time(self) -> float | None:
+        with self._lock:
+            return self._queue[0].when if self._queue else None
+
     def _take_due(self) -> _Entry | None:
         with self._lock:
             if self._queue and self._queue[0].when <= self.clock.now():
@@ -181,25 +215,30 @@ class Scheduler:
                 return heapq.heappop(self._queue)
         return None
 
-    async def _sleep(self, until: float | None) -> None:
-        """Until something is scheduled, a job ends, the clock reaches `until`, or close()."""
+    async def _sleep(self, until: float | None, handoff: asyncio.Event | None = None) -> None:
+        """Until something is scheduled, a job ends or hands off, the clock reaches `until`,
+        or close(); a wait for a handoff lasts at most `_HANDOFF_WAIT` wall seconds."""
         assert self._wake is not None
         waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
         if until is not None:
             waits.add(asyncio.ensure_future(self.clock.sleep_until(until)))
+        if handoff is not None:
+            waits.add(asyncio.ensure_future(handoff.wait()))
+        timeout = _HANDOFF_WAIT if handoff is not None else None
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def _run(self, entry: _Entry) -> None:
+    async def _run(self, entry: _Entry, handoff: asyncio.Event) -> None:
         try:
             await entry.job()
         except Exception:
             log.exception("a scheduled job failed")
         finally:
+            handoff.set()
             with self._idle:
                 self._busy -= 1
                 self._idle.notify_all()
