@@ -31,10 +31,11 @@ def error_response(error: MockError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request's JSON body: 415 unless JSON, 413 past `limit` (refused while streaming)."""
+async def read_json(request: Request, limit: int, *, any_type: bool = False) -> Any:
+    """The request's JSON body: 415 unless JSON (or `any_type`), 413 past `limit` (refused
+    while streaming)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
+    if not any_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not {media_type[:100] or 'missing'}"
         )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -28,6 +29,7 @@ __all__ = ["CONTROL_SPEC", "control_routes"]
 
 CONTROL_SPEC = Path(__file__).with_name("control.yaml")
 _MAX_WAIT = 300.0
+_SETTLE = 5.0
 _CONTROL_BODY = 1024 * 1024
 
 
@@ -72,7 +74,8 @@ def _bearer(request: Request) -> str:
 async def _body(request: Request) -> dict[str, Any]:
     if not await request.body():
         return {}
-    body = await read_json(request, _CONTROL_BODY)
+    # Read as JSON whatever the Content-Type says: `curl -d '{...}'` sends a form type.
+    body = await read_json(request, _CONTROL_BODY, any_type=True)
     if not isinstance(body, dict):
         raise InvalidRequest("body: must be a JSON object")
     return body
@@ -121,7 +124,9 @@ async def _advance(request: Request) -> Response:
         clock.set(to)
     else:
         clock.advance(_seconds(body))
-    return ok(clock_state(backend))
+    # Answer once what the jump made due has gone out (bounded: a stalled receiver waits on).
+    settled = await anyio.to_thread.run_sync(backend.callbacks.scheduler.settle, _SETTLE)
+    return ok(clock_state(backend) | {"settled": settled})
 
 
 async def _freeze(request: Request) -> Response:

@@ -110,11 +110,16 @@ class Scheduler:
         with self._lock:
             return self._idle_locked()
 
-    def wait_idle(self, timeout: float = 10.0) -> None:
-        """Block until `idle()`, at most `timeout` seconds; AssertionError if it never is."""
+    def settle(self, timeout: float) -> bool:
+        """Block until `idle()`, at most `timeout` seconds; whether it became idle."""
         self._nudge()
         with self._idle:
-            if not self._idle.wait_for(self._idle_locked, timeout):
+            return self._idle.wait_for(self._idle_locked, timeout)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until `idle()`, at most `timeout` seconds; AssertionError if it never is."""
+        if not self.settle(timeout):
+            with self._lock:
                 raise AssertionError(
                     f"scheduler still busy after {timeout} s: {self._busy} running, "
                     f"{len(self._queue)} queued"

@@ -771,7 +771,13 @@ def test_advance_by_seconds_duration_and_to(fake: Fake) -> None:
     moved = data(call(fake, "POST", "/_mock/clock/advance", {"duration": "500ms"}))
     assert moved["now"] == START + 210.5
     moved = data(call(fake, "POST", "/_mock/clock/advance", {"to": START + 3600}))
-    assert moved == {"now": START + 3600, "iso": "2026-01-01T01:00:00Z", "speed": 0, "frozen": True}
+    assert moved == {
+        "now": START + 3600,
+        "iso": "2026-01-01T01:00:00Z",
+        "speed": 0,
+        "frozen": True,
+        "settled": True,
+    }
     assert fake.clock.now() == START + 3600
 
 
