@@ -17,6 +17,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+	$(VENV)/bin/hiapi-contract check --report .contract-report
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
