@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mock_server.app import create_app
+from mock_server.catalog import Profile
 from mock_server.clock import RealClock
 from mock_server.config import MockConfig
 from mock_server.server import ServerThread
@@ -27,8 +28,13 @@ def default_secret(seed: int) -> str:
 
 @contextmanager
 def serve_fake(seed: int, webhook_secret: str) -> Iterator[str]:
-    """Serve hiapi-mock (profile "fast", real clock, signing on) and yield its base URL."""
-    config = MockConfig(seed=seed, profile="fast", webhook_secret=webhook_secret)
+    """Serve hiapi-mock (fast timings, real clock, signing on) and yield its base URL.
+
+    Creates take 0.3 s to answer, as live ones take a moment, so a second create with the
+    same Idempotency-Key can arrive while the first is in flight and the 409 is observable.
+    """
+    profile = Profile("fast", accept=0.3)
+    config = MockConfig(seed=seed, profile=profile, webhook_secret=webhook_secret)
     app = create_app(config, clock=RealClock())
     quiet = _ProbeNoise()
     logging.getLogger("uvicorn.error").addFilter(quiet)
