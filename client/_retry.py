@@ -59,7 +59,10 @@ def _retryable(error: HiAPIError, replayable: bool) -> bool:
     if isinstance(error, InternalServerError):
         return replayable and error.status_code in _SERVER_ERRORS_RETRIED
     if isinstance(error, APIConnectionError):
-        return replayable and isinstance(error.__cause__, httpx.TransportError)
+        cause = error.__cause__
+        # A request httpx refused to send (LocalProtocolError) never left: retrying won't help.
+        sent = not isinstance(cause, httpx.LocalProtocolError)
+        return replayable and sent and isinstance(cause, httpx.TransportError)
     return False
 
 

@@ -78,6 +78,9 @@ def resolve_api_key(api_key: str | None) -> str:
 def check_idempotency_key(key: str) -> str:
     if not key or not key.isascii() or not key.isprintable():
         raise ValueError("idempotency_key must be non-empty printable ASCII")
+    if key != key.strip():
+        # HTTP trims header values: such a key could never arrive as it was given.
+        raise ValueError("idempotency_key must not start or end with white space")
     if len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
         raise ValueError(f"idempotency_key must be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes")
     return key

@@ -41,8 +41,8 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ._types import Clock
@@ -106,8 +106,12 @@ class CallbackReceiver:
                 self._idle = anyio.Event()
             await self._idle.wait()
 
-    async def _endpoint(self, request: Request) -> JSONResponse:
-        body = await _read_body(request, self._max_body_bytes)
+    async def _endpoint(self, request: Request) -> Response:
+        try:
+            body = await _read_body(request, self._max_body_bytes)
+        except ClientDisconnect:
+            # The sender gave up mid-body (it will retry); nobody is left to answer.
+            return Response(status_code=400)
         if body is None:
             return _error(413, f"body over {self._max_body_bytes} bytes")
         if self._secret:
