@@ -12,14 +12,13 @@ import logging
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from .backend import Backend
-from .bodies import error_response, ok, read_json
+from .bodies import ClientClosed, error_response, ok, read_json
 from .clock import Clock
 from .config import MockConfig
 from .control import control_routes
@@ -30,6 +29,7 @@ from .errors import (
     NotFound,
 )
 from .middleware import (
+    BodyGuardMiddleware,
     ConnectionDropped,
     FaultMiddleware,
     JournalMiddleware,
@@ -39,18 +39,25 @@ from .middleware import (
 from .rules import RequestFacts
 from .spec import spec_path
 
-__all__ = ["create_app"]
+__all__ = ["BODY_TIMEOUT", "create_app"]
 
 log = logging.getLogger("hiapi_mock")
 
+#: Seconds a client may spend sending one request body (time the server spends waiting for it).
+BODY_TIMEOUT = 30.0
+
 
 def create_app(
-    config: MockConfig | None = None, *, clock: Clock | None = None, backend: Backend | None = None
+    config: MockConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    backend: Backend | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Starlette:
     """A Starlette app serving HiAPI's task API. Its state lives in `app.state.backend`."""
     backend = backend or Backend(config, clock=clock)
     routes = [
-        Route("/v1/tasks", _Tasks),
+        Route("/v1/tasks", _tasks, methods=["GET", "POST"]),
         Route("/v1/tasks/{task_id}", _get_task, methods=["GET"]),
         Route("/files/{task_id}/{name}", _get_file, methods=["GET"]),
         Route("/openapi.yaml", _openapi, methods=["GET"]),
@@ -61,14 +68,20 @@ def create_app(
         exception_handlers={
             MockError: _mock_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _server_error,
         },
     )
+    # `/v1/tasks/` is a 404 in the envelope, not a bodiless 307 to `/v1/tasks`.
+    app.router.redirect_slashes = False
     app.state.backend = backend
-    # Added innermost first: journal, then rate limits, then faults, then the routes.
+    # Added innermost first: body guard, journal, rate limits, faults, then the routes.
     app.add_middleware(FaultMiddleware, backend=backend)
     app.add_middleware(RateLimitMiddleware, limiter=backend.limiter)
     app.add_middleware(JournalMiddleware, backend=backend)
+    app.add_middleware(
+        BodyGuardMiddleware, limit=backend.config.max_body_bytes, timeout=body_timeout
+    )
     quiet_drops()
     return app
 
@@ -84,7 +97,7 @@ async def _mock_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        allow = (exc.headers or {}).get("Allow", "")
+        allow = _allow((exc.headers or {}).get("Allow", ""))
         error: MockError = MethodNotAllowed(
             f"method {request.method} is not allowed here; allowed: {allow}",
             headers={"Allow": allow} if allow else None,
@@ -94,6 +107,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         error = InvalidRequest(str(exc.detail)) if exc.status_code < 500 else MockError(exc.detail)
     return error_response(error)
+
+
+def _allow(listed: str) -> str:
+    """`Allow` sorted, with HEAD wherever GET is (Starlette answers HEAD as GET)."""
+    methods = {m.strip().upper() for m in listed.split(",") if m.strip()}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # Nobody reads this answer; the journal records it as 499.
+    return error_response(ClientClosed("the client closed the connection before its body arrived"))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -110,25 +136,30 @@ def _backend(request: Request) -> Backend:
     return backend
 
 
-class _Tasks(HTTPEndpoint):
-    """`/v1/tasks`: one endpoint class, so a wrong method's 405 lists both methods in `Allow`."""
+async def _tasks(request: Request) -> Response:
+    """`/v1/tasks`: one route, so a wrong method's 405 lists GET, HEAD and POST in `Allow`."""
+    if request.method == "POST":
+        return await _create_task(request)
+    return _list_tasks(request)
 
-    async def post(self, request: Request) -> Response:
-        backend = _backend(request)
-        owner = backend.authenticate(request.headers.get("authorization"))
-        body = await read_json(request, backend.config.max_body_bytes)
-        facts = RequestFacts("POST", request.url.path, _lower(request.headers), owner)
-        task_id, replayed = await backend.create(
-            owner, body, request.headers.get("idempotency-key"), str(request.base_url), facts
-        )
-        request.state.task_id = task_id
-        return ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
 
-    async def get(self, request: Request) -> Response:
-        backend = _backend(request)
-        owner = backend.authenticate(request.headers.get("authorization"))
-        query = request.query_params
-        return ok(backend.page(owner, query.get("page"), query.get("size")))
+async def _create_task(request: Request) -> Response:
+    backend = _backend(request)
+    owner = backend.authenticate(request.headers.get("authorization"))
+    body = await read_json(request, backend.config.max_body_bytes)
+    facts = RequestFacts("POST", request.url.path, _lower(request.headers), owner)
+    task_id, replayed = await backend.create(
+        owner, body, request.headers.get("idempotency-key"), str(request.base_url), facts
+    )
+    request.state.task_id = task_id
+    return ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
+
+
+def _list_tasks(request: Request) -> Response:
+    backend = _backend(request)
+    owner = backend.authenticate(request.headers.get("authorization"))
+    query = request.query_params
+    return ok(backend.page(owner, query.get("page"), query.get("size")))
 
 
 async def _get_task(request: Request) -> Response:

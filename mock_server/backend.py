@@ -17,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from .callbacks import CallbackFault, Callbacks, Fault, Outgoing
 from .catalog import Catalog, Model, Timing, catalog
-from .clock import Clock, RealClock
+from .clock import Clock, ManualClock, RealClock
 from .config import (
     IDEMPOTENCY_RETRY_AFTER,
     IDEMPOTENCY_WINDOW,
@@ -34,6 +35,7 @@ from .config import (
     KeyState,
     MockConfig,
 )
+from .durable import rules_for
 from .errors import (
     Forbidden,
     IdempotencyMismatch,
@@ -51,10 +53,10 @@ from .lifecycle import FAIL, STATUSES, SUCCESS, TERMINAL, plan
 from .outputs import Outputs
 from .randomness import MockRandom
 from .ratelimit import RateLimiter
-from .rules import HttpFault, RequestFacts, RuleError, Rules, TaskActions, directives
+from .rules import HttpFault, RequestFacts, RuleError, TaskActions, directives
 from .scheduler import Scheduler
 from .spec import Spec, spec
-from .store import IdempotencyRecord, MemoryStore, Store, TaskRecord
+from .store import IdempotencyRecord, MemoryStore, Persistence, Store, TaskRecord
 
 __all__ = ["Backend", "staged_error"]
 
@@ -90,11 +92,14 @@ class Backend:
         self.random = MockRandom(self.config.seed)
         self.catalog = models or catalog()
         self.spec: Spec = spec()
-        self.store: Store = store or MemoryStore()
+        self.store: Store = store if store is not None else MemoryStore()  # an empty store is falsy
         self.images = ImageCache(self.config.image_cache_bytes)
         self.outputs = Outputs(self.store, self.clock, self.images)
-        self.rules = Rules()
-        self._start_scenario()
+        persistence = self.store.persistence
+        saved = persistence.saved if persistence is not None else None
+        self.rules, restored = rules_for(persistence, saved.rules if saved else None)
+        if not restored:
+            self._start_scenario()
         self.journal = Journal(self.config.journal_size)
         # Staged bad days draw from a stream of their own, so turning them on changes no id.
         self.chaos_random = MockRandom(self.config.seed + 7919)
@@ -108,7 +113,12 @@ class Backend:
         self._balances = {k: p.balance for k, p in self.config.keys.items()}
         delivery = self.config.delivery
         self.scheduler = Scheduler(self.clock, concurrency=delivery.concurrency)
-        self.callbacks = Callbacks(self.scheduler, self._outgoing, delivery)
+        self.callbacks = Callbacks(self.scheduler, self._outgoing, delivery, outbox=persistence)
+        # (when an output expires, its task): to drop cached images of expired outputs.
+        self._expiring: list[tuple[float, str]] = []
+        self._unwatch_clock: Callable[[], None] | None = None
+        if persistence is not None:
+            self._take_up(persistence)
 
     def reset(self) -> None:
         """Forget every task, rule, request, delivery and key use; the clock and the seed
@@ -120,6 +130,7 @@ class Backend:
         self.limiter.reset()
         self.store.reset()
         self.images.reset()
+        self._expiring.clear()
         self.clock.reset()
         self.random.reset()
         self.chaos_random.reset()
@@ -130,9 +141,34 @@ class Backend:
         for rule in self.config.rules:
             self.rules.add_json(rule)
 
+    def _take_up(self, persistence: Persistence) -> None:
+        """Go on where the store's earlier runs stopped: their clock, their balances, their
+        owed callbacks (the rules are back already), and save the clock from now on."""
+        saved = persistence.saved
+        if isinstance(self.clock, ManualClock):
+            if saved.clock is not None:
+                self.clock.resume(saved.clock)
+            persistence.save_clock(self.clock.reading())
+            self._unwatch_clock = self.clock.on_change(persistence.save_clock)
+        if saved.opened:
+            # Drawn again from the seed's start, the streams would repeat ids already given:
+            # after a restart they start afresh, from the seed and the restart's number.
+            self.random.seed(f"{self.config.seed}/{saved.opened}")
+            self.chaos_random.seed(f"{self.chaos_random.initial_seed}/{saved.opened}")
+        for key, left in self._balances.items():
+            if left is not None:
+                self._balances[key] = max(left - self.store.count(key), 0)
+        for task in self.store:  # so images of their outputs, once cached, are dropped in time
+            self._expires(task)
+        self.callbacks.resume(saved.deliveries)
+
     def close(self) -> None:
-        """Stop the scheduler's thread; queued deliveries are abandoned."""
+        """Stop the scheduler's thread (queued deliveries are abandoned; a durable store
+        keeps them owed), then close the store."""
         self.scheduler.close()
+        if self._unwatch_clock is not None:
+            self._unwatch_clock()
+        self.store.close()
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -171,9 +207,12 @@ class Backend:
         apply; without them only the body is matched.
         """
         request = self.parse(body)
+        self._sweep()
         if idempotency_key is None:
             actions = self._task_actions(owner, request, facts)
-            return await self._accept(owner, request, base_url, actions), False
+            task_id = await self._accept(owner, request, base_url, actions)
+            await self.store.flush()  # accepted means saved: answered only once durable
+            return task_id, False
         replay = self._claim(owner, idempotency_key, request.fingerprint)
         if replay is not None:
             return replay, True
@@ -186,7 +225,18 @@ class Backend:
         record = self.store.idempotency(owner, idempotency_key)
         if record is not None:
             record.task_id = task_id
+            self.store.remember(owner, idempotency_key, record)
+        await self.store.flush()
         return task_id, False
+
+    def _sweep(self) -> None:
+        """Forget idempotency records past their 24 h, and drop cached images of outputs past
+        their `expireAt` (a download of one drops it too). Both look only at their oldest
+        entry, so a create pays nothing when nothing expired."""
+        now = self.clock.now()
+        self.store.prune_idempotency(now - IDEMPOTENCY_WINDOW)
+        while self._expiring and self._expiring[0][0] <= now:
+            self.images.discard(heapq.heappop(self._expiring)[1])
 
     def parse(self, body: Any) -> _CreateRequest:
         """Validate a create body against the model's schema in `openapi.yaml`."""
@@ -343,9 +393,19 @@ class Backend:
             base_url=self.config.public_url or base_url,
         )
         self.store.add(task)
+        self._expires(task)
         if task.callback_url is not None:
             self._plan_callback(task, task.callback_url, actions.callback)
         return task_id
+
+    def _expires(self, task: TaskRecord) -> None:
+        expiry = int(task.timeline.finished) + OUTPUT_TTL
+        if (
+            task.output is not None
+            and task.timeline.outcome == SUCCESS
+            and expiry > self.clock.now()
+        ):
+            heapq.heappush(self._expiring, (expiry, task.task_id))
 
     def _plan_callback(self, task: TaskRecord, url: str, fault: CallbackFault | None) -> None:
         rule = self.config.callback_fault(url, task.prompt)
@@ -411,6 +471,7 @@ class Backend:
             default = _FAILURE[1] if code in (None, _FAILURE[0]) else f"the task failed: {code}"
             task.error = (code or _FAILURE[0], message or default)
         self.store.replace(task)
+        self._expires(task)
         if task.callback_url is not None:
             self.callbacks.schedule(task_id, task.timeline.finished)
         return self.wire(task)
@@ -503,12 +564,10 @@ def _fingerprint(body: Mapping[str, Any]) -> str:
 
 
 def _int_in(raw: str | None, low: int, high: int, default: int) -> int:
-    if raw is None or len(raw) > 12:
+    # Only plain ASCII digits: int() would also read "1_0", "+2", " 2" and other scripts' digits.
+    if raw is None or len(raw) > 12 or not (raw.isascii() and raw.isdigit()):
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        return default
+    value = int(raw)
     if not low <= value <= high:
         return default
     return value

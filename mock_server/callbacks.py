@@ -10,7 +10,12 @@ Faults chosen per task (`CallbackFault`): `drop` (never sent), `duplicate` (sent
 at once), `delay` (first attempt `delay` seconds late), `reorder` (held until the end of a
 `window`-second burst, then sent newest first, one after another), `bad_signature`,
 `stale_timestamp` (signed `stale_by` seconds in the past). Every attempt, and every drop, is in
-the delivery log.
+the delivery log, a ring of the last `DeliveryPolicy.log_size` attempts.
+
+An `Outbox` (a durable store) is told of every delivery that is due or in retry, and of each
+one finished (acknowledged with a 2xx, out of attempts, or dropped on purpose); after a restart
+`Callbacks.resume` takes up what it still holds. A task's plan (its fault, and the copies still
+being delivered) is forgotten once its delivery is finished.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -35,13 +40,20 @@ __all__ = [
     "Attempt",
     "CallbackFault",
     "Callbacks",
+    "Delivery",
     "DeliveryPolicy",
     "Fault",
     "FaultRule",
+    "Outbox",
     "Outgoing",
 ]
 
 _USER_AGENT = "hiapi-mock-callbacks/0.1"
+
+
+#: Bounds that keep a staged fault from becoming a flood or an overflow.
+MAX_COPIES = 100
+MIN_WINDOW = 0.001
 
 
 class Fault(StrEnum):
@@ -64,14 +76,15 @@ class CallbackFault:
     stale_by: float = 900.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.copies, bool) or not isinstance(self.copies, int) or self.copies < 1:
-            raise ValueError("action.copies: must be a whole number, 1 or more")
+        copies = self.copies
+        if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= MAX_COPIES:
+            raise ValueError(f"action.copies: must be a whole number from 1 to {MAX_COPIES}")
         for name in ("delay", "window", "stale_by"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"action.{name}: must be a number of seconds, 0 or more")
-        if self.window == 0:
-            raise ValueError("action.window: must be more than 0 seconds")
+        if self.window < MIN_WINDOW:
+            raise ValueError(f"action.window: must be at least {MIN_WINDOW:g} seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +145,53 @@ class Attempt:
         return self.status is not None and 200 <= self.status < 300
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One callback still owed: the attempt to make next, of which copy, when, and its fault.
+
+    Copy 1's first attempt stands for the whole first send until that send begins (it may
+    become several copies, or a drop); for a `reorder` fault its `due` is the task's end, and
+    the burst it joins ends later.
+    """
+
+    task_id: str
+    copy: int
+    attempt: int
+    due: float
+    fault: CallbackFault | None
+
+
+class Outbox(Protocol):
+    """Where deliveries are kept until finished, so a restart can take them up again."""
+
+    def owe(self, delivery: Delivery) -> None:
+        """Keep `delivery` (replacing any of the same task and copy)."""
+        ...
+
+    def settle(self, task_id: str, copy: int | None = None) -> None:
+        """Forget a copy's delivery (None: every copy of the task)."""
+        ...
+
+
+class _NoOutbox:
+    def owe(self, delivery: Delivery) -> None:
+        pass
+
+    def settle(self, task_id: str, copy: int | None = None) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One task's callback until its delivery is finished."""
+
+    generation: int = 0  # a task rescheduled drops its earlier plan
+    fault: CallbackFault | None = None
+    due: float | None = None  # of the first send, once scheduled
+    started: bool = False  # the first send began: `open` says which copies are still owed
+    open: set[int] = field(default_factory=set)
+
+
 Source = Callable[[str], Outgoing | None]
 
 
@@ -145,6 +205,7 @@ class Callbacks:
         policy: DeliveryPolicy | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.clock: Clock = scheduler.clock
         self.policy = policy or DeliveryPolicy()
@@ -153,12 +214,12 @@ class Callbacks:
         self._source = source
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._outbox: Outbox = outbox if outbox is not None else _NoOutbox()
         self._lock = threading.Lock()
-        self._faults: dict[str, CallbackFault] = {}
+        self._plans: dict[str, _Plan] = {}
         self._bursts: dict[float, list[tuple[float, str]]] = {}
         self._log: deque[Attempt] = deque(maxlen=self.policy.log_size)
         self._epoch = 0
-        self._generation: dict[str, int] = {}  # a task rescheduled drops its earlier plan
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     # -- public -----------------------------------------------------------------------------------
@@ -166,25 +227,58 @@ class Callbacks:
     def set_fault(self, task_id: str, fault: CallbackFault | None) -> None:
         """Make (or, with None, stop making) this task's callback misbehave."""
         with self._lock:
-            if fault is None:
-                self._faults.pop(task_id, None)
-            else:
-                self._faults[task_id] = fault
+            plan = self._plans.setdefault(task_id, _Plan())
+            plan.fault = fault
+            owed = None if plan.started or plan.due is None else plan.due
+        if owed is not None:
+            self._outbox.owe(Delivery(task_id, 1, 1, owed, fault))
 
     def schedule(self, task_id: str, finished: float) -> None:
         """Deliver `task_id`'s callback once the clock reaches `finished` (the task's end).
 
         Scheduling a task again (its end moved) replaces the earlier plan.
         """
-        fault = self._faults.get(task_id)
         with self._lock:
-            generation = self._generation[task_id] = self._generation.get(task_id, 0) + 1
-            epoch = self._epoch
-        if fault is not None and fault.kind is Fault.REORDER:
-            self._join_burst(task_id, finished, fault.window, epoch)
-            return
-        when = finished + (fault.delay if fault and fault.kind is Fault.DELAY else 0.0)
-        self.scheduler.at(when, lambda: self._first(task_id, when, epoch, generation))
+            plan = self._plans.setdefault(task_id, _Plan())
+            plan.generation += 1
+            fault, generation, epoch = plan.fault, plan.generation, self._epoch
+            when = finished + (fault.delay if fault and fault.kind is Fault.DELAY else 0.0)
+            plan.due = when
+        self._outbox.owe(Delivery(task_id, 1, 1, when, fault))
+        self._plan_first(task_id, when, fault, epoch, generation)
+
+    def resume(self, deliveries: Iterable[Delivery]) -> None:
+        """Take up deliveries a previous run still owed (from its outbox); those already due
+        go out at once. A first send not yet begun is made as planned (copies, drop, burst)."""
+        owed = list(deliveries)
+        fanned = {d.task_id for d in owed if d.copy > 1}  # the first send had begun
+        for delivery in owed:
+            task_id, copy, number, due = (
+                delivery.task_id,
+                delivery.copy,
+                delivery.attempt,
+                delivery.due,
+            )
+            with self._lock:
+                plan = self._plans.setdefault(task_id, _Plan())
+                plan.fault, epoch = delivery.fault, self._epoch
+                first = number == 1 and copy == 1 and task_id not in fanned
+                if first:
+                    plan.generation += 1
+                    plan.due = due
+                else:
+                    plan.started = True
+                    plan.open.add(copy)
+                generation = plan.generation
+            if first:
+                self._plan_first(task_id, due, delivery.fault, epoch, generation)
+            else:
+                self._retry_at(due, task_id, number, copy, epoch)
+
+    def pending(self) -> int:
+        """Tasks whose callback is planned or still being delivered (their plans are kept)."""
+        with self._lock:
+            return len(self._plans)
 
     async def wait_for(self, task_id: str, timeout: float, *, delivered: bool = True) -> bool:
         """Wait (wall seconds) until the task's callback was delivered (a 2xx), or, with
@@ -222,13 +316,23 @@ class Callbacks:
     def reset(self) -> None:
         with self._lock:
             self._epoch += 1
-            self._faults.clear()
+            self._plans.clear()
             self._bursts.clear()
             self._log.clear()
-            self._generation.clear()
         self.scheduler.reset()
 
     # -- delivery ---------------------------------------------------------------------------------
+
+    def _plan_first(
+        self, task_id: str, when: float, fault: CallbackFault | None, epoch: int, generation: int
+    ) -> None:
+        if fault is not None and fault.kind is Fault.REORDER:
+            self._join_burst(task_id, when, fault.window, epoch)
+        else:
+            self.scheduler.at(when, lambda: self._first(task_id, when, epoch, generation))
+
+    def _retry_at(self, when: float, task_id: str, number: int, copy: int, epoch: int) -> None:
+        self.scheduler.at(when, lambda: self._attempt(task_id, number, copy, when, epoch))
 
     def _join_burst(self, task_id: str, finished: float, window: float, epoch: int) -> None:
         release = (math.floor(finished / window) + 1) * window
@@ -243,19 +347,34 @@ class Callbacks:
         with self._lock:
             burst = sorted(self._bursts.pop(release, []), reverse=True)
         for _, task_id in burst:  # newest first, one after another: arrival order is the fault
+            self._begin(task_id, None)
             await self._attempt(task_id, 1, 1, release, epoch)
 
+    def _begin(self, task_id: str, generation: int | None) -> tuple[bool, CallbackFault | None]:
+        """Start the first send, if the plan is still this one; (started, the fault)."""
+        with self._lock:
+            plan = self._plans.get(task_id)
+            if plan is None or generation not in (None, plan.generation):
+                return False, None
+            fault = plan.fault
+            copies = fault.copies if fault is not None and fault.kind is Fault.DUPLICATE else 1
+            plan.started, plan.open = True, set(range(1, copies + 1))
+            return True, fault
+
     async def _first(self, task_id: str, scheduled_at: float, epoch: int, generation: int) -> None:
-        if self._generation.get(task_id) != generation:
+        started, fault = self._begin(task_id, generation)
+        if not started:
             return
-        fault = self._faults.get(task_id)
         if fault is not None and fault.kind is Fault.DROP:
             outgoing = self._source(task_id)
             url = outgoing.url if outgoing else ""
+            self._finished(task_id, 1, epoch)
             self._record(Attempt(task_id, url, 1, 1, scheduled_at, None, {}, None,
                                  "dropped on purpose", 0.0, Fault.DROP.value), epoch)  # fmt: skip
             return
         copies = fault.copies if fault is not None and fault.kind is Fault.DUPLICATE else 1
+        for copy in range(2, copies + 1):
+            self._outbox.owe(Delivery(task_id, copy, 1, scheduled_at, fault))
         await asyncio.gather(
             *(self._attempt(task_id, 1, copy, scheduled_at, epoch) for copy in range(1, copies + 1))
         )
@@ -264,9 +383,12 @@ class Callbacks:
         self, task_id: str, number: int, copy: int, scheduled_at: float, epoch: int
     ) -> None:
         outgoing = self._source(task_id)
-        if outgoing is None or epoch != self._epoch:
+        if epoch != self._epoch:
             return
-        fault = self._faults.get(task_id)
+        if outgoing is None:  # the task is gone: nothing left to send
+            self._finished(task_id, copy, epoch)
+            return
+        fault = self._fault(task_id)
         headers = self._headers(outgoing, fault)
         sent_at, started = self.clock.now(), time.perf_counter()
         status, error = await self._post(outgoing, headers, sent_at)
@@ -274,10 +396,33 @@ class Callbacks:
             task_id, outgoing.url, number, copy, scheduled_at, sent_at, headers, status, error,
             time.perf_counter() - started, fault.kind.value if fault else None,
         )  # fmt: skip
-        self._record(attempt, epoch)
-        if not attempt.ok and number < self.policy.attempts and epoch == self._epoch:
+        # The outbox first: once the log shows an attempt, the outbox knows what follows it.
+        if attempt.ok or number >= self.policy.attempts:
+            self._finished(task_id, copy, epoch)
+            self._record(attempt, epoch)
+        elif epoch == self._epoch:
             when = self.clock.now() + self.policy.retry_delays[number - 1]
-            self.scheduler.at(when, lambda: self._attempt(task_id, number + 1, copy, when, epoch))
+            self._outbox.owe(Delivery(task_id, copy, number + 1, when, fault))
+            self._record(attempt, epoch)
+            self._retry_at(when, task_id, number + 1, copy, epoch)
+
+    def _fault(self, task_id: str) -> CallbackFault | None:
+        with self._lock:
+            plan = self._plans.get(task_id)
+            return plan.fault if plan is not None else None
+
+    def _finished(self, task_id: str, copy: int, epoch: int) -> None:
+        """A copy's delivery is over (acknowledged, out of attempts, dropped): forget it, and
+        the whole plan once no copy is owed."""
+        with self._lock:
+            if epoch != self._epoch:
+                return
+            plan = self._plans.get(task_id)
+            if plan is not None:
+                plan.open.discard(copy)
+                if plan.started and not plan.open:
+                    del self._plans[task_id]
+        self._outbox.settle(task_id, copy)
 
     def _headers(self, outgoing: Outgoing, fault: CallbackFault | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
@@ -314,7 +459,7 @@ class Callbacks:
             return response.status_code, None
         except httpx.TimeoutException:
             return None, f"timed out after {self.policy.timeout:g} s"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any: a URL httpx cannot use (an IDNA error) fails like one down
             return None, f"{type(exc).__name__}: {exc}"[:300]
         finally:
             for waiter in (request, deadline):

@@ -1,7 +1,8 @@
 """`hiapi-mock`: the command line.
 
 hiapi-mock serve [--config mock.toml] [--host 127.0.0.1] [--port 8000] [--seed N]
-                 [--profile fast|realistic|instant] [--clock real|manual] [--time-scale X] ...
+                 [--profile fast|realistic|instant] [--clock real|manual] [--time-scale X]
+                 [--state PATH] ...
 
 Every flag has a key in the configuration file (`mock_server.settings`); a flag given on the
 command line replaces the file's value, a flag left out leaves it alone.
@@ -18,10 +19,14 @@ from typing import Any
 
 import uvicorn
 
+from .backend import Backend
 from .callbacks import Fault
 from .catalog import PROFILES
 from .config import KeyState, MockConfig
+from .grading.cli import add_grade_command, run_grade
+from .server import uvicorn_config
 from .settings import CLOCK_KINDS, Settings, SettingsError, check_option, load_settings
+from .sqlite_store import StateError
 
 __all__ = ["build_parser", "main", "overrides", "settings_from_args"]
 
@@ -44,11 +49,13 @@ _FLAG_OPTIONS = {
     "failure_rate": "fake.failure_rate",
     "rate_limit": "fake.rate_limit",
     "journal_size": "fake.journal_size",
+    "state": "fake.state",
     "webhook_secret": "callbacks.webhook_secret",
     "callback_https_only": "callbacks.https_only",
     "callback_allow_host": "callbacks.allow_hosts",
     "callback_timeout": "callbacks.timeout",
     "callback_retries": "callbacks.retries",
+    "delivery_log_size": "callbacks.log_size",
     "chaos_429": "chaos.rate_429",
     "chaos_503": "chaos.rate_503",
     "chaos_callback": "chaos.callback_faults",
@@ -60,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hiapi-mock", description="An offline fake of the HiAPI unified async task API."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    add_grade_command(commands)
     # SUPPRESS: a flag left out is absent from the namespace, so it cannot hide the file's value.
     serve = commands.add_parser(
         "serve", help="run the fake HiAPI server", argument_default=argparse.SUPPRESS
@@ -148,6 +156,13 @@ def _add_fake_flags(serve: argparse.ArgumentParser) -> None:
         metavar="N",
         help="how many requests GET /_mock/journal keeps (default 10000)",
     )
+    serve.add_argument(
+        "--state",
+        type=_flag("fake.state"),
+        metavar="PATH",
+        help="keep tasks, idempotency keys, rules, the clock and owed callbacks in this SQLite "
+        "file, and go on from it after a restart (default: in memory, lost on exit)",
+    )
 
 
 def _add_callback_flags(serve: argparse.ArgumentParser) -> None:
@@ -181,6 +196,12 @@ def _add_callback_flags(serve: argparse.ArgumentParser) -> None:
         metavar="S,S,...",
         help="delays before each retry, on the fake's clock (default 60,300,1200)",
     )
+    hooks.add_argument(
+        "--delivery-log-size",
+        type=_flag("callbacks.log_size", _int),
+        metavar="N",
+        help="how many delivery attempts GET /_mock/deliveries keeps (default 100000)",
+    )
 
 
 def _add_chaos_flags(serve: argparse.ArgumentParser) -> None:
@@ -210,13 +231,21 @@ def _add_chaos_flags(serve: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        return run_grade(args)
     try:
         settings = settings_from_args(args)
-    except SettingsError as exc:
+        app = settings.create_app()
+    except (SettingsError, StateError) as exc:
         parser.error(str(exc))
-    app = settings.create_app()
-    print(_banner(settings), flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="off")
+    backend: Backend = app.state.backend
+    print(_banner(settings, len(backend.store)), flush=True)
+    try:
+        # The guarded protocol: bounded header time and size, bodies refused while streaming.
+        config = uvicorn_config(app, settings.host, settings.port, log_level="info")
+        uvicorn.Server(config).run()
+    finally:
+        backend.close()  # commits what is queued and closes the state file
     return 0
 
 
@@ -244,7 +273,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 # -- the banner ----------------------------------------------------------------------------------
 
 
-def _banner(settings: Settings) -> str:
+def _banner(settings: Settings, tasks: int = 0) -> str:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}"
     config = settings.config
@@ -269,6 +298,8 @@ def _banner(settings: Settings) -> str:
             f"POST {url}/_mock/clock/advance"
         )
         lines.append(f"  advance:   {_advance_curl(url, config)}")
+    if settings.state is not None:
+        lines.append(f"  state:     {settings.state} (SQLite; {_count(tasks, 'task')} kept)")
     if settings.source is not None:
         lines.append(
             f"  config:    {settings.source} ({_count(len(config.keys), 'key')}, "

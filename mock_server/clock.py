@@ -7,7 +7,8 @@ Two clocks behind one Protocol:
   (`speed=0` freezes it).
 
 Both are one class underneath: a manual clock is a real clock at speed 0, and either can be
-advanced, frozen or sped up while it runs.
+advanced, frozen or sped up while it runs. `on_change` tells a listener (a durable store) each
+time the clock is moved or its speed changes; `resume` puts it back where a `ClockReading` says.
 
 Times are Unix seconds as floats.
 
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_START", "Clock", "ManualClock", "RealClock"]
+__all__ = ["DEFAULT_START", "Clock", "ClockReading", "ManualClock", "RealClock"]
 
 #: 2026-01-01T00:00:00Z: where a manual clock starts unless told otherwise.
 DEFAULT_START = 1_767_225_600.0
@@ -50,6 +51,26 @@ class Clock(Protocol):
     def reset(self) -> None:
         """Back to the start time."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReading:
+    """The clock at one moment: its time, its speed, and the wall clock's `time.time()` then.
+
+    Enough to continue it later: at wall time `w` it reads `now + (w - wall) * speed`.
+    """
+
+    now: float
+    speed: float
+    wall: float
+
+    def resumed(self, wall: float) -> float:
+        """What the clock reads at wall time `wall`, had it kept running (never less than
+        `now`, even if the wall clock went back)."""
+        return self.now + max(wall - self.wall, 0.0) * self.speed
+
+
+ClockListener = Callable[[ClockReading], None]
 
 
 @dataclass(order=True, slots=True)
@@ -77,6 +98,7 @@ class ManualClock:
         self._lock = threading.Lock()
         self._sleepers: list[_Sleeper] = []
         self._seq = itertools.count()
+        self._listeners: list[ClockListener] = []
 
     @property
     def speed(self) -> float:
@@ -94,6 +116,7 @@ class ManualClock:
             raise ValueError("a clock cannot go backwards")
         with self._lock:
             self._rebase(self.now() + seconds)
+            self._changed()
         self._wake_due()
 
     def set(self, when: float) -> None:
@@ -102,16 +125,46 @@ class ManualClock:
             if when < self.now():
                 raise ValueError("a clock cannot go backwards")
             self._rebase(when)
+            self._changed()
         self._wake_due()
 
     def set_speed(self, speed: float) -> None:
         """Run `speed` fake seconds per wall second from now on; time already passed stays."""
         _check_speed(speed)
+        self._respeed(self.now, speed)
+
+    def resume(self, reading: ClockReading) -> None:
+        """Continue from a reading taken earlier (by another process, before a restart): the
+        time it would show now had it kept running, at its speed. Unlike `set`, this may move
+        the clock back, so call it before anything sleeps on it."""
+        _check_speed(reading.speed)
+        self._respeed(lambda: reading.resumed(time.time()), reading.speed)
+
+    def reading(self) -> ClockReading:
+        """The clock now, with the wall time, as `resume` takes it."""
         with self._lock:
-            self._rebase(self.now())
+            return self._reading()
+
+    def on_change(self, listener: ClockListener) -> Callable[[], None]:
+        """Call `listener` with a reading after every advance, set, speed change, reset or
+        resume (never for time merely passing: a reading already says how it runs). Returns
+        a function that stops it. Listeners run under the clock's lock: keep them quick."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return stop
+
+    def _respeed(self, when: Callable[[], float], speed: float) -> None:
+        with self._lock:
+            self._rebase(when())
             self._speed = speed
+            self._changed()
             sleepers, self._sleepers = self._sleepers, []
-        for sleeper in sleepers:  # each works out its wait again at the new speed
+        for sleeper in sleepers:  # each works out its wait again at the new time and speed
             _notify(sleeper, _wake)
 
     def freeze(self) -> None:
@@ -144,12 +197,23 @@ class ManualClock:
         """Back to the start time and speed; whoever was sleeping is cancelled."""
         with self._lock:
             self._base, self._t0, self._speed = self.start, time.monotonic(), self.initial_speed
+            self._changed()
             sleepers, self._sleepers = self._sleepers, []
         for sleeper in sleepers:
             _notify(sleeper, _cancel)
 
     def _rebase(self, when: float) -> None:
         self._base, self._t0 = when, time.monotonic()
+
+    def _reading(self) -> ClockReading:
+        return ClockReading(self.now(), self._speed, time.time())
+
+    def _changed(self) -> None:
+        # Under the lock, so a listener sees the changes in the order they happened.
+        if self._listeners:
+            reading = self._reading()
+            for listener in self._listeners:
+                listener(reading)
 
     def _wake_due(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ every call must carry it as `X-Mock-Token: TOKEN` (or `Authorization: Bearer TOK
 from __future__ import annotations
 
 import hmac
+import math
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,9 @@ __all__ = ["CONTROL_SPEC", "control_routes"]
 CONTROL_SPEC = Path(__file__).with_name("control.yaml")
 _MAX_WAIT = 300.0
 _SETTLE = 5.0
+#: 9999-12-31T23:59:59Z: no clock value, duration or speed may go past it.
+_LARGEST = 253_402_300_799.0
+_MAX_SPEED = 1_000_000.0
 _CONTROL_BODY = 1024 * 1024
 
 
@@ -121,9 +125,14 @@ async def _advance(request: Request) -> Response:
         to = _number(body, "to")
         if to < clock.now():
             raise InvalidRequest("to: the clock cannot go backwards")
+        if to > _LARGEST:
+            raise InvalidRequest("to: must be before the year 10000")
         clock.set(to)
     else:
-        clock.advance(_seconds(body))
+        seconds = _seconds(body)
+        if clock.now() + seconds > _LARGEST:
+            raise InvalidRequest("seconds: would move the clock past the year 9999")
+        clock.advance(seconds)
     # Answer once what the jump made due has gone out (bounded: a stalled receiver waits on).
     settled = await anyio.to_thread.run_sync(backend.callbacks.scheduler.settle, _SETTLE)
     return ok(clock_state(backend) | {"settled": settled})
@@ -139,8 +148,8 @@ async def _speed(request: Request) -> Response:
     backend = _backend(request)
     body = await _body(request)
     speed = _number(body, "speed")
-    if speed < 0:
-        raise InvalidRequest("speed: must be 0 or more")
+    if not 0 <= speed <= _MAX_SPEED:
+        raise InvalidRequest(f"speed: must be 0 to {_MAX_SPEED:g}")
     _clock_of(backend).set_speed(speed)
     return ok(clock_state(backend))
 
@@ -238,7 +247,11 @@ def _number(body: dict[str, Any], name: str, default: float | None = None) -> fl
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequest(f"{name}: is required, a number")
-    return float(value)
+    number = float(value)
+    # Beyond these the clock's arithmetic overflows: refuse before anything moves.
+    if not math.isfinite(number) or abs(number) > _LARGEST:
+        raise InvalidRequest(f"{name}: must be a finite number up to {_LARGEST:g}")
+    return number
 
 
 def _seconds(body: dict[str, Any]) -> float:
@@ -246,9 +259,12 @@ def _seconds(body: dict[str, Any]) -> float:
         if not isinstance(body["duration"], str):
             raise InvalidRequest("duration: must be a string such as 90s, 30m or 2h")
         try:
-            return parse_duration(body["duration"])
+            seconds = parse_duration(body["duration"])
         except RuleError as exc:
             raise InvalidRequest(f"duration: {exc}") from None
+        if not math.isfinite(seconds) or seconds > _LARGEST:
+            raise InvalidRequest("duration: too long")
+        return seconds
     seconds = _number(body, "seconds")
     if seconds < 0:
         raise InvalidRequest("seconds: the clock cannot go backwards")

@@ -1,9 +1,11 @@
 """What happens to every request before the routes see it, as plain ASGI middleware.
 
-Outermost first: `JournalMiddleware` records the request and its answer; `RateLimitMiddleware`
-counts it and stamps `X-RateLimit-*`; `FaultMiddleware` applies a matching rule's (or the chaos
-settings') HTTP fault: an error answer, a delay, a hang or a dropped connection. The control API
-under `/_mock/` passes through all three untouched.
+Outermost first: `BodyGuardMiddleware` bounds every request body in size and time, and closes
+the connection after an answer sent before the body was read whole; `JournalMiddleware` records
+the request and its answer; `RateLimitMiddleware` counts it and stamps `X-RateLimit-*`;
+`FaultMiddleware` applies a matching rule's (or the chaos settings') HTTP fault: an error
+answer, a delay, a hang or a dropped connection. The control API under `/_mock/` passes through
+the last three untouched.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .backend import Backend, staged_error
-from .bodies import error_response
+from .bodies import RequestTimeout, error_response, too_large
 from .errors import MockError
 from .ratelimit import RateLimiter
 from .rules import Delay, DropConnection, Hang, HttpFault, RequestAction, RequestFacts
 
 __all__ = [
+    "BodyGuardMiddleware",
     "ConnectionDropped",
     "FaultMiddleware",
     "JournalMiddleware",
@@ -59,6 +62,87 @@ def _bearer(headers: dict[str, str]) -> str | None:
     return key.strip() or None if scheme.lower() == "bearer" else None
 
 
+# -- request bodies ------------------------------------------------------------------------------
+
+
+class BodyGuardMiddleware:
+    """Every request body, on every route: at most `limit` bytes (413) and at most `timeout`
+    seconds spent waiting for the client to send it (408), both raised from `receive()` so the
+    route's handlers answer them. An answer that starts before the body was read whole says
+    `Connection: close`, so the server stops reading what nobody will look at."""
+
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
+        self.app = app
+        self.limit = limit
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = _GuardedBody(receive, _has_body(scope), self.limit, self.timeout)
+        started = False
+
+        async def send_closing(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if body.pending:
+                    message = dict(message)
+                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        try:
+            await self.app(scope, body.receive, send_closing)
+        except MockError as error:  # raised from receive() outside a route's handlers
+            if started:
+                raise
+            await _answer(error, [], scope, receive, send_closing)
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+class _GuardedBody:
+    """`receive()` for one request, counting its body's bytes and the time spent waiting."""
+
+    def __init__(self, receive: Receive, pending: bool, limit: int, timeout: float) -> None:
+        self._receive = receive
+        self.pending = pending
+        self._limit = limit
+        self._timeout = timeout
+        self._size = 0
+        self._waited = 0.0
+        self._failed = False
+
+    async def receive(self) -> Message:
+        if self._failed:
+            return {"type": "http.disconnect"}  # what is left of the request is not read
+        if not self.pending:
+            return await self._receive()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(self._timeout - self._waited):
+                message = await self._receive()
+        except TimeoutError:
+            self._failed = True
+            raise RequestTimeout(f"body: not received within {self._timeout:g} s") from None
+        finally:
+            self._waited += loop.time() - started
+        if message["type"] == "http.request":
+            self._size += len(message.get("body", b""))
+            self.pending = bool(message.get("more_body", False))
+            if self._size > self._limit:
+                self._failed = True
+                raise too_large(self._limit)
+        return message
+
+
 # -- journal -------------------------------------------------------------------------------------
 
 
@@ -76,7 +160,27 @@ class JournalMiddleware:
         at, started = self.backend.clock.now(), time.perf_counter()
         body = bytearray()
         status = 0
+        recorded = False
         state: dict[str, Any] = scope.setdefault("state", {})
+
+        def record(final: int) -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            headers = _headers(scope)
+            self.backend.journal.record(
+                at=at,
+                method=scope["method"],
+                path=scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body=bytes(body),
+                status=final,
+                task_id=state.get("task_id"),
+                api_key=_bearer(headers),
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
 
         async def receive_and_keep() -> Message:
             message = await receive()
@@ -88,27 +192,19 @@ class JournalMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # In the journal before the client has its answer, so a client (or a test)
+                # reading the journal right after a request always finds it.
+                record(status)
             await send(message)
 
         try:
             await self.app(scope, receive_and_keep, send_and_note)
         except ConnectionDropped:
-            status = -1  # a staged drop or hang: the client got no answer
+            record(0)  # a staged drop or hang: the client got no answer
             raise
         finally:
-            headers = _headers(scope)
-            self.backend.journal.record(
-                at=at,
-                method=scope["method"],
-                path=scope["path"],
-                query=scope.get("query_string", b"").decode("latin-1"),
-                headers=headers,
-                body=bytes(body),
-                status=max(status, 0) if status else 500,
-                task_id=state.get("task_id"),
-                api_key=_bearer(headers),
-                duration_ms=(time.perf_counter() - started) * 1000,
-            )
+            record(status or 500)
 
 
 # -- rate limits -------------------------------------------------------------------------------
@@ -169,7 +265,11 @@ class FaultMiddleware:
         headers = _headers(scope)
         facts = RequestFacts(scope["method"], scope["path"], headers, _bearer(headers))
         if rules.need_body and scope["method"] == "POST" and scope["path"] == "/v1/tasks":
-            facts, receive = await self._with_body(facts, receive)
+            try:
+                facts, receive = await self._with_body(facts, receive)
+            except MockError as error:  # the body was too large or too slow
+                await _answer(error, [], scope, receive, send)
+                return
         action = rules.take_request_action(facts) or self._chaos()
         if action is None:
             await self.app(scope, receive, send)
@@ -244,8 +344,9 @@ def _body_facts(facts: RequestFacts, raw: bytes) -> RequestFacts:
 
 async def _until_disconnect(receive: Receive, seconds: float) -> None:
     async def listen() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        with contextlib.suppress(MockError):  # a body too large or too slow: stop listening
+            while (await receive())["type"] != "http.disconnect":
+                pass
 
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(listen(), seconds)

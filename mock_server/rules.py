@@ -387,7 +387,8 @@ def directives(prompt: str) -> list[Action]:
 
 
 def _directive(name: str, value: str) -> Action:
-    where = f"input.prompt: [mock:{name}{'=' + value if value else ''}]"
+    shown = value if len(value) <= 40 else value[:39] + "…"
+    where = f"input.prompt: [mock:{name}{'=' + shown if value else ''}]"
     try:
         if name == "fail":
             code, _, message = value.partition(":")

@@ -2,8 +2,8 @@
 
     [server]     host, port, public_url, control_token
     [fake]       seed, profile, clock, time_scale, start_time, failure_rate, rate_limit,
-                 journal_size
-    [callbacks]  webhook_secret, https_only, allow_hosts, timeout, retries
+                 journal_size, state
+    [callbacks]  webhook_secret, https_only, allow_hosts, timeout, retries, log_size
     [chaos]      rate_429, rate_503, callback_faults
     [[keys]]     key, state, balance, webhook_secret
     [[rules]]    match, action, times (the control API's JSON form of a rule)
@@ -33,12 +33,14 @@ from typing import Any, Literal, TypeAlias
 from starlette.applications import Starlette
 
 from .app import create_app
+from .backend import Backend
 from .callbacks import DeliveryPolicy, Fault
 from .catalog import PROFILES
 from .clock import DEFAULT_START, ManualClock, RealClock
 from .config import Chaos, KeyPolicy, KeyState, MockConfig
 from .rules import RuleError, Rules
 from .signing import check_secret
+from .sqlite_store import SqliteStore
 
 __all__ = [
     "CLOCK_KINDS",
@@ -76,11 +78,23 @@ class Settings:
     port: int = DEFAULT_PORT
     rules: tuple[dict[str, Any], ...] = ()
     source: str | None = None  # the file read, if any
+    state: str | None = None  # the SQLite file that keeps the fake's state, if any
 
     def create_app(self) -> Starlette:
         """The fake, with the rules added. `POST /_mock/reset` adds them again: they are the
-        starting scenario, as the keys and the clock's start are."""
-        return create_app(self.config, clock=self.clock)
+        starting scenario, as the keys and the clock's start are.
+
+        With `state`, the fake is kept in that file, and one that holds an earlier run's
+        state goes on from it: its tasks, rules and clock win over the starting scenario.
+        A `StateError` says why the file cannot be used."""
+        store = SqliteStore(self.state) if self.state is not None else None
+        try:
+            backend = Backend(self.config, clock=self.clock, store=store)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        return create_app(backend=backend)
 
 
 def load_settings(
@@ -453,6 +467,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "failure_rate": _Option(_probability, "config", "failure_rate"),
         "rate_limit": _Option(_boolean, "config", "rate_limit"),
         "journal_size": _Option(_count, "config", "journal_size"),
+        "state": _Option(_string, "server", "state"),
     },
     "callbacks": {
         "webhook_secret": _Option(_secret, "config", "webhook_secret"),
@@ -462,6 +477,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "retries": _Option(
             _array(_non_negative, "an array of seconds"), "delivery", "retry_delays"
         ),
+        "log_size": _Option(_count, "delivery", "log_size"),
     },
     "chaos": {
         "rate_429": _Option(_probability, "chaos", "rate_429"),

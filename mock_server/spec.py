@@ -23,6 +23,7 @@ import yaml
 __all__ = ["Spec", "spec", "spec_path"]
 
 _MAX_SHOWN = 60
+_MAX_ERRORS = 50
 
 
 def spec_path() -> Path:
@@ -91,7 +92,9 @@ class Spec:
     def _problems(self, validator: Any, instance: Any, at: str) -> list[str]:
         # One problem per field: a wrong type makes every other rule of that field noise.
         found: dict[str, tuple[int, str]] = {}
-        for error in validator.iter_errors(instance):
+        for count, error in enumerate(validator.iter_errors(instance)):
+            if count >= _MAX_ERRORS:  # enough to name the problems; the rest is the same story
+                break
             node = self._node(list(error.schema_path)[:-1])
             field, text = _describe(error, at, node)
             rank = 0 if error.kind.name == "type" else 1

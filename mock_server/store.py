@@ -1,17 +1,35 @@
 """Where tasks and idempotency records live. No HTTP here.
 
-`MemoryStore` is the default: plain dicts and lists, nothing survives a restart. Another store
-(a durable one) implements the same `Store` Protocol.
+`MemoryStore` is the default: plain dicts and lists, nothing survives a restart. A durable
+store (`mock_server.sqlite_store.SqliteStore`) implements the same `Store` Protocol, and also
+offers a `Persistence`: the rest of the fake's state (rules, the clock, the callback outbox)
+and what an earlier run left of it.
+
+Writes are synchronous and cheap; `await store.flush()` returns once every write made so far
+is durable (at once, for a store that keeps nothing), which is what "accepted" waits for.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from .callbacks import Delivery, Outbox
+from .clock import ClockReading
 from .lifecycle import Timeline
 
-__all__ = ["IdempotencyRecord", "MemoryStore", "OutputPlan", "Store", "TaskRecord"]
+__all__ = [
+    "IdempotencyRecord",
+    "MemoryStore",
+    "OutputPlan",
+    "Persistence",
+    "Saved",
+    "Store",
+    "TaskRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,26 @@ class IdempotencyRecord:
     task_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What earlier runs left in a durable store, as it was when it was opened."""
+
+    opened: int  # how often it was opened before (0: new)
+    rules: Mapping[str, Any] | None  # {"next_id": N, "rules": [rule JSON, ...]}; None: never saved
+    clock: ClockReading | None
+    deliveries: tuple[Delivery, ...]  # callbacks owed: due, in retry, or not yet due
+
+
+class Persistence(Outbox, Protocol):
+    """The state a durable store keeps besides tasks. Writes return at once; `Store.flush`
+    makes them durable."""
+
+    @property
+    def saved(self) -> Saved: ...
+    def save_rules(self, snapshot: Mapping[str, Any]) -> None: ...
+    def save_clock(self, reading: ClockReading) -> None: ...
+
+
 class Store(Protocol):
     def add(self, task: TaskRecord) -> None: ...
     def get(self, task_id: str) -> TaskRecord | None: ...
@@ -60,17 +98,39 @@ class Store(Protocol):
     def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
     def remember(self, owner: str, key: str, record: IdempotencyRecord) -> None: ...
     def forget(self, owner: str, key: str) -> None: ...
+    def prune_idempotency(self, cutoff: float) -> int:
+        """Forget records first seen at `cutoff` or before; how many went."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once every write made so far is durable."""
+        ...
+
+    @property
+    def persistence(self) -> Persistence | None:
+        """The rest of the fake's state, for a durable store; None: nothing survives."""
+        ...
+
     def reset(self) -> None: ...
+    def close(self) -> None: ...
     def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[TaskRecord]:
+        """Every task, oldest first (a snapshot: safe while others add)."""
+        ...
 
 
 class MemoryStore:
-    """Tasks in a dict, each key's task ids in creation order, idempotency records by key."""
+    """Tasks in a dict, each key's task ids in creation order, idempotency records by key (and
+    in the order first seen, so expired ones are pruned from the front)."""
+
+    persistence: Persistence | None = None
 
     def __init__(self) -> None:
         self._tasks: dict[str, TaskRecord] = {}
         self._by_owner: dict[str, list[str]] = {}
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._seen: deque[tuple[float, str, str]] = deque()  # (first_seen, owner, key)
+        self._pruning = threading.Lock()
 
     def add(self, task: TaskRecord) -> None:
         self._tasks[task.task_id] = task
@@ -94,15 +154,40 @@ class MemoryStore:
         return self._idempotency.get((owner, key))
 
     def remember(self, owner: str, key: str, record: IdempotencyRecord) -> None:
+        old = self._idempotency.get((owner, key))
+        if old is None or old.first_seen != record.first_seen:
+            self._seen.append((record.first_seen, owner, key))
         self._idempotency[(owner, key)] = record
 
     def forget(self, owner: str, key: str) -> None:
         self._idempotency.pop((owner, key), None)
 
+    def prune_idempotency(self, cutoff: float) -> int:
+        # The clock never goes back, so the front of `_seen` is the oldest.
+        pruned = 0
+        with self._pruning:
+            while self._seen and self._seen[0][0] <= cutoff:
+                first_seen, owner, key = self._seen.popleft()
+                record = self._idempotency.get((owner, key))
+                if record is not None and record.first_seen == first_seen:
+                    self._idempotency.pop((owner, key), None)
+                    pruned += 1
+        return pruned
+
+    async def flush(self) -> None:
+        pass
+
     def reset(self) -> None:
         self._tasks.clear()
         self._by_owner.clear()
         self._idempotency.clear()
+        self._seen.clear()
+
+    def close(self) -> None:
+        pass
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    def __iter__(self) -> Iterator[TaskRecord]:
+        return iter(list(self._tasks.values()))
