@@ -16,6 +16,7 @@ from .errors import RateLimited
 __all__ = ["RateLimiter"]
 
 _WINDOW = 60
+_PRUNE_AT = 10_000
 
 
 @dataclass(slots=True)
@@ -44,6 +45,8 @@ class RateLimiter:
         """
         now = self.clock.now()
         window = int(now // _WINDOW)
+        if len(self._buckets) > _PRUNE_AT:
+            self._prune(window)
         bucket = self._buckets.get(key)
         if bucket is None or bucket.window != window:
             bucket = self._buckets[key] = _Bucket(window, active=bucket.active if bucket else 0)
@@ -68,6 +71,13 @@ class RateLimiter:
 
     def reset(self) -> None:
         self._buckets.clear()
+
+    def _prune(self, window: int) -> None:
+        # A bucket of a past window with nothing in flight says nothing any more: drop it, so
+        # many keys or client addresses over a long run do not grow the table for ever.
+        stale = [k for k, b in self._buckets.items() if b.window < window and not b.active]
+        for key in stale:
+            del self._buckets[key]
 
     def _refusal(self, bucket: _Bucket, seconds_left: float) -> RateLimited | None:
         if bucket.active >= self.concurrent:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mock_server import ratelimit
 from mock_server.clock import ManualClock
 from mock_server.errors import RateLimited
 from mock_server.ratelimit import RateLimiter
@@ -217,3 +218,17 @@ def test_reset_forgets_every_count() -> None:
     rate.reset()
     assert remaining(admit_and_release(rate)) == 59
     assert rate.admit("sk-test-bob")[1] is None  # nothing in flight any more
+
+
+def test_buckets_of_past_windows_are_dropped_so_the_table_stays_bounded() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock)
+    for i in range(ratelimit._PRUNE_AT + 1):
+        limiter.admit(f"sk-key-{i}")
+        limiter.release(f"sk-key-{i}")
+    held = "sk-still-in-flight"
+    limiter.admit(held)
+    clock.advance(60)
+    limiter.admit("sk-next-window")
+    assert len(limiter._buckets) == 2  # the one in flight and the new one
+    assert held in limiter._buckets
