@@ -73,7 +73,6 @@ class _CreateRequest:
     route: str | None
     params: dict[str, Any]
     callback_url: str | None
-    fingerprint: str
 
 
 class Backend:
@@ -213,7 +212,8 @@ class Backend:
             task_id = await self._accept(owner, request, base_url, actions)
             await self.store.flush()  # accepted means saved: answered only once durable
             return task_id, False
-        replay = self._claim(owner, idempotency_key, request.fingerprint)
+        # Only a create with a key needs its body's fingerprint: off the common path.
+        replay = self._claim(owner, idempotency_key, _fingerprint(body))
         if replay is not None:
             return replay, True
         try:
@@ -259,7 +259,6 @@ class Backend:
             route=route,
             params=model.with_defaults(body["input"]),
             callback_url=callback.get("url"),
-            fingerprint=_fingerprint(body),
         )
 
     def _model(self, name: Any) -> tuple[Model, str]:
