@@ -28,12 +28,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
-
-import httpx
+from typing import Protocol
 
 from .clock import Clock
 from .scheduler import Scheduler, handed_off
+from .sender import Sender
 from .signing import signature_headers
 
 __all__ = [
@@ -204,7 +203,6 @@ class Callbacks:
         source: Source,
         policy: DeliveryPolicy | None = None,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         outbox: Outbox | None = None,
     ) -> None:
         self.clock: Clock = scheduler.clock
@@ -212,8 +210,7 @@ class Callbacks:
         self.scheduler = scheduler
         scheduler.on_close(self._aclose)
         self._source = source
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._sender: Sender | None = None
         self._outbox: Outbox = outbox if outbox is not None else _NoOutbox()
         self._lock = threading.Lock()
         self._plans: dict[str, _Plan] = {}
@@ -440,45 +437,40 @@ class Callbacks:
     async def _post(
         self, outgoing: Outgoing, headers: dict[str, str], sent_at: float
     ) -> tuple[int | None, str | None]:
-        client = self._http()
+        timeout = self.policy.timeout
+        # Once the request is on the wire, a callback due later may start: arrival follows due
+        # time (handed_off() reaches the scheduler through the context the task copies).
         request = asyncio.ensure_future(
-            client.post(
-                outgoing.url,
-                content=outgoing.body,
-                headers=headers,
-                timeout=self.policy.timeout,
-                extensions={"trace": _trace},
-            )
+            self._http().post(outgoing.url, outgoing.body, headers, sent=handed_off)
         )
-        deadline = asyncio.ensure_future(self.clock.sleep_until(sent_at + self.policy.timeout))
+        deadline = asyncio.ensure_future(self.clock.sleep_until(sent_at + timeout))
         try:
-            await asyncio.wait({request, deadline}, return_when=asyncio.FIRST_COMPLETED)
-            if not request.done():
-                return None, f"timed out after {self.policy.timeout:g} s on the fake's clock"
-            response = request.result()
-            return response.status_code, None
-        except httpx.TimeoutException:
-            return None, f"timed out after {self.policy.timeout:g} s"
-        except Exception as exc:  # any: a URL httpx cannot use (an IDNA error) fails like one down
+            # The wall-clock timeout bounds the whole attempt, connecting included.
+            done, _ = await asyncio.wait(
+                {request, deadline}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if request in done:
+                return request.result(), None
+            if deadline in done:
+                return None, f"timed out after {timeout:g} s on the fake's clock"
+            return None, f"timed out after {timeout:g} s"
+        except Exception as exc:  # any: a URL that cannot be used fails like one that is down
             return None, f"{type(exc).__name__}: {exc}"[:300]
         finally:
             for waiter in (request, deadline):
                 waiter.cancel()
             await asyncio.gather(request, deadline, return_exceptions=True)
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> Sender:
         # Created on the scheduler's loop, where every delivery runs.
-        if self._client is None:
-            limits = httpx.Limits(max_connections=self.policy.concurrency)
-            self._client = httpx.AsyncClient(
-                transport=self._transport, limits=limits, follow_redirects=False
-            )
-        return self._client
+        if self._sender is None:
+            self._sender = Sender(limit=self.policy.concurrency)
+        return self._sender
 
     async def _aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._sender is not None:
+            await self._sender.aclose()
+            self._sender = None
 
     def _record(self, attempt: Attempt, epoch: int) -> None:
         with self._lock:
@@ -489,12 +481,6 @@ class Callbacks:
         for loop, future in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_settle, future)
-
-
-async def _trace(event: str, info: Mapping[str, Any]) -> None:
-    # Once the request is on the wire, a callback due later may start: arrival follows due time.
-    if event.endswith("send_request_body.complete"):
-        handed_off()
 
 
 def _settle(future: asyncio.Future[None]) -> None:

@@ -29,7 +29,7 @@ import heapq
 import itertools
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,10 +92,13 @@ class Scheduler:
         """
         if self._closing:
             return
+        entry = _Entry(when, order, next(self._seq), job)
         with self._lock:
-            heapq.heappush(self._queue, _Entry(when, order, next(self._seq), job))
+            heapq.heappush(self._queue, entry)
+            earliest = self._queue[0] is entry
         self._ensure_running()
-        self._nudge()
+        if earliest:  # a later entry changes nothing the loop waits for: let it sleep
+            self._nudge()
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `hook` on the scheduler's loop before it stops (to close what lives there)."""
@@ -158,7 +161,7 @@ class Scheduler:
                 return
             ready = threading.Event()
             self._thread = threading.Thread(
-                target=lambda: asyncio.run(self._main(ready)), name="hiapi-mock-scheduler",
+                target=lambda: _run(self._main(ready)), name="hiapi-mock-scheduler",
                 daemon=True,
             )  # fmt: skip
             self._thread.start()
@@ -248,3 +251,15 @@ class Scheduler:
                 self._busy -= 1
                 self._idle.notify_all()
             self._nudge()  # a slot is free
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """`asyncio.run`, on uvloop where it is installed (uvicorn[standard] brings it on the
+    platforms it supports): callbacks are sent about twice as fast on it."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
