@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from .backend import Backend
 from .bodies import ClientClosed, error_response, ok, read_json
@@ -28,14 +30,7 @@ from .errors import (
     MockError,
     NotFound,
 )
-from .middleware import (
-    BodyGuardMiddleware,
-    ConnectionDropped,
-    FaultMiddleware,
-    JournalMiddleware,
-    RateLimitMiddleware,
-    quiet_drops,
-)
+from .middleware import ConnectionDropped, GateMiddleware, quiet_drops
 from .rules import RequestFacts
 from .spec import spec_path
 
@@ -75,13 +70,7 @@ def create_app(
     # `/v1/tasks/` is a 404 in the envelope, not a bodiless 307 to `/v1/tasks`.
     app.router.redirect_slashes = False
     app.state.backend = backend
-    # Added innermost first: body guard, journal, rate limits, faults, then the routes.
-    app.add_middleware(FaultMiddleware, backend=backend)
-    app.add_middleware(RateLimitMiddleware, limiter=backend.limiter)
-    app.add_middleware(JournalMiddleware, backend=backend)
-    app.add_middleware(
-        BodyGuardMiddleware, limit=backend.config.max_body_bytes, timeout=body_timeout
-    )
+    app.add_middleware(GateMiddleware, backend=backend, body_timeout=body_timeout)
     quiet_drops()
     return app
 
@@ -147,9 +136,9 @@ async def _create_task(request: Request) -> Response:
     backend = _backend(request)
     owner = backend.authenticate(request.headers.get("authorization"))
     body = await read_json(request, backend.config.max_body_bytes)
-    facts = RequestFacts("POST", request.url.path, _lower(request.headers), owner)
+    facts = RequestFacts("POST", request.scope["path"], dict(request.headers.items()), owner)
     task_id, replayed = await backend.create(
-        owner, body, request.headers.get("idempotency-key"), str(request.base_url), facts
+        owner, body, request.headers.get("idempotency-key"), _base_url(request.scope), facts
     )
     request.state.task_id = task_id
     return ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
@@ -177,8 +166,22 @@ async def _get_file(request: Request) -> Response:
     return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=60"})
 
 
-def _lower(headers: Any) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
+def _base_url(scope: Scope) -> str:
+    """`str(request.base_url)`, worked out once per (scheme, host, root path, server): the
+    tasks of one server share it."""
+    host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+    server = scope.get("server")
+    return _base_url_of(
+        scope["scheme"], host, scope.get("root_path", ""), tuple(server) if server else None
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url_of(scheme: str, host: bytes, root_path: str, server: Any) -> str:
+    headers = [(b"host", host)] if host else []
+    scope = {"type": "http", "scheme": scheme, "path": "/", "root_path": root_path,
+             "query_string": b"", "headers": headers, "server": server}  # fmt: skip
+    return str(Request(scope).base_url)
 
 
 async def _openapi(request: Request) -> Response:

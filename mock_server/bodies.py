@@ -56,8 +56,19 @@ class ClientClosed(MockError):
     default_code = "CLIENT_CLOSED_REQUEST"
 
 
+class _Json(JSONResponse):
+    """Starlette's JSONResponse, same bytes, with its encoder built once (`json.dumps` with
+    options builds one per call)."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def ok(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": 200, "message": "success", "data": data}, headers=headers)
+    return _Json({"code": 200, "message": "success", "data": data}, headers=headers)
 
 
 def error_response(error: MockError) -> JSONResponse:
@@ -71,7 +82,7 @@ def error_response(error: MockError) -> JSONResponse:
         "data": None,
         "error_code": error.error_code,
     }
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    return _Json(body, status_code=error.status, headers=headers)
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -109,7 +120,7 @@ def _decode(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"body: is not valid UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_int)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"body: is not valid JSON ({exc.msg} at position {exc.pos})") from None
     except RecursionError:
@@ -178,3 +189,6 @@ def _int(text: str) -> int:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_int)

@@ -12,11 +12,13 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Journal", "JournalEntry", "key_digest", "mask_key"]
 
 _MAX_BODY = 64 * 1024
+_SECRET_HEADERS = (b"authorization", b"x-mock-token")
+_SECRETS_KEPT = 4096  # distinct secret header values whose masked forms are remembered
 
 
 def mask_key(key: str) -> str:
@@ -50,13 +52,43 @@ class JournalEntry:
         return data
 
 
+class _Raw(NamedTuple):
+    """A request as ASGI gave it, its secrets already masked: made a `JournalEntry` when read,
+    so recording costs a request next to nothing."""
+
+    seq: int
+    at: float
+    method: str
+    path: str
+    query: bytes
+    headers: list[tuple[bytes, bytes | str]]  # a secret's value masked, as text
+    body: bytes
+    status: int
+    task_id: str | None
+    api_key: str | None  # masked
+    duration_ms: float
+
+    def entry(self) -> JournalEntry:
+        return JournalEntry(
+            seq=self.seq, at=self.at, method=self.method, path=self.path,
+            query=self.query.decode("latin-1"),
+            headers={
+                name.decode("latin-1"): value if isinstance(value, str) else value.decode("latin-1")
+                for name, value in self.headers
+            },
+            body=self.body.decode("utf-8", "replace"), status=self.status, task_id=self.task_id,
+            api_key=self.api_key, duration_ms=self.duration_ms,
+        )  # fmt: skip
+
+
 class Journal:
     """The last `size` requests, oldest first. Thread-safe."""
 
     def __init__(self, size: int = 10_000) -> None:
-        self._entries: deque[tuple[JournalEntry, str | None]] = deque(maxlen=size)
+        self._entries: deque[tuple[JournalEntry | _Raw, str | None]] = deque(maxlen=size)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        self._secrets: dict[bytes, tuple[str, str | None, str | None]] = {}
 
     def record(
         self,
@@ -89,6 +121,43 @@ class Journal:
             self._entries.append((entry, key_digest(api_key) if api_key else None))
         return entry
 
+    def record_asgi(
+        self,
+        at: float,
+        scope: Mapping[str, Any],
+        body: bytes,
+        status: int,
+        task_id: str | None,
+        duration_ms: float,
+    ) -> None:
+        """`record` for a request as an ASGI scope holds it; the API key is the Bearer one."""
+        headers: list[tuple[bytes, bytes | str]] = list(scope["headers"])
+        digest = masked_key = None
+        for index, (name, value) in enumerate(headers):
+            if name in _SECRET_HEADERS and isinstance(value, bytes):
+                shown, key, key_hash = self._secret(value)
+                headers[index] = (name, shown)
+                if name == b"authorization":
+                    masked_key, digest = key, key_hash
+        query = scope.get("query_string", b"")
+        with self._lock:
+            raw = _Raw(next(self._seq), at, scope["method"], scope["path"], query, headers,
+                       body[:_MAX_BODY], status, task_id, masked_key, duration_ms)  # fmt: skip
+            self._entries.append((raw, digest))
+
+    def _secret(self, value: bytes) -> tuple[str, str | None, str | None]:
+        """(the header as shown, the Bearer key masked, its digest), worked out once per value."""
+        found = self._secrets.get(value)
+        if found is None:
+            text = value.decode("latin-1")
+            scheme, _, secret = text.partition(" ")
+            shown = f"{scheme} {mask_key(secret)}" if secret else mask_key(text)
+            bearer = secret.strip() if scheme.lower() == "bearer" else ""
+            found = (shown, mask_key(bearer), key_digest(bearer)) if bearer else (shown, None, None)
+            if len(self._secrets) < _SECRETS_KEPT:
+                self._secrets[value] = found
+        return found
+
     def entries(
         self,
         *,
@@ -102,20 +171,23 @@ class Journal:
         keeps the newest ones."""
         digest = key_digest(key) if key else None
         with self._lock:
-            found = [
-                entry
-                for entry, entry_digest in self._entries
-                if (path is None or entry.path == path)
-                and (task is None or entry.task_id == task)
-                and (digest is None or entry_digest == digest)
-                and (method is None or entry.method == method.upper())
-            ]
-        return found[-limit:] if limit else found
+            kept = list(self._entries)
+        found = [
+            entry
+            for entry, entry_digest in kept
+            if (path is None or entry.path == path)
+            and (task is None or entry.task_id == task)
+            and (digest is None or entry_digest == digest)
+            and (method is None or entry.method == method.upper())
+        ]
+        chosen = found[-limit:] if limit else found
+        return [entry.entry() if isinstance(entry, _Raw) else entry for entry in chosen]
 
     def reset(self) -> None:
         with self._lock:
             self._entries.clear()
             self._seq = itertools.count(1)
+            self._secrets.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -11,6 +11,7 @@ status, for the clock's current time. An idle task costs nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -52,6 +53,12 @@ def check_moves(statuses: Iterable[str]) -> None:
         previous = status
 
 
+@functools.lru_cache(maxsize=64)
+def _check_sequence(statuses: tuple[str, ...]) -> None:
+    # Every task of a profile has the same few sequences: each is checked once.
+    check_moves(statuses)
+
+
 @dataclass(frozen=True, slots=True)
 class Timeline:
     """When a task enters each status, in order; the last status is terminal."""
@@ -62,7 +69,7 @@ class Timeline:
     def __post_init__(self) -> None:
         if len(self.statuses) != len(self.times):
             raise IllegalTransition("a timeline needs one time per status")
-        check_moves(self.statuses)
+        _check_sequence(self.statuses)
         if self.statuses[-1] not in TERMINAL:
             raise IllegalTransition("a timeline must end in success or fail")
         if any(b < a for a, b in zip(self.times, self.times[1:], strict=False)):

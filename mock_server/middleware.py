@@ -1,11 +1,11 @@
-"""What happens to every request before the routes see it, as plain ASGI middleware.
+"""What happens to every request before the routes see it, as one plain ASGI middleware.
 
-Outermost first: `BodyGuardMiddleware` bounds every request body in size and time, and closes
-the connection after an answer sent before the body was read whole; `JournalMiddleware` records
-the request and its answer; `RateLimitMiddleware` counts it and stamps `X-RateLimit-*`;
-`FaultMiddleware` applies a matching rule's (or the chaos settings') HTTP fault: an error
-answer, a delay, a hang or a dropped connection. The control API under `/_mock/` passes through
-the last three untouched.
+`GateMiddleware` bounds every request body in size and time (and closes the connection after
+an answer sent before the body was read whole), records the request and its answer in the
+journal, counts `/v1` requests against their key and stamps `X-RateLimit-*`, and applies a
+matching rule's (or the chaos settings') HTTP fault to them: an error answer, a delay, a hang
+or a dropped connection. The control API under `/_mock/` is neither journaled, counted nor
+faulted.
 """
 
 from __future__ import annotations
@@ -15,24 +15,15 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .backend import Backend, staged_error
 from .bodies import RequestTimeout, error_response, too_large
 from .errors import MockError
-from .ratelimit import RateLimiter
 from .rules import Delay, DropConnection, Hang, HttpFault, RequestAction, RequestFacts
 
-__all__ = [
-    "BodyGuardMiddleware",
-    "ConnectionDropped",
-    "FaultMiddleware",
-    "JournalMiddleware",
-    "RateLimitMiddleware",
-    "quiet_drops",
-]
+__all__ = ["ConnectionDropped", "GateMiddleware", "quiet_drops"]
 
 _JOURNAL_BODY = 64 * 1024
 
@@ -49,10 +40,6 @@ async def _answer(
     await response(scope, receive, send)
 
 
-def _is_api(scope: Scope) -> bool:
-    return scope["type"] == "http" and str(scope["path"]).startswith("/v1/")
-
-
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
@@ -62,204 +49,62 @@ def _bearer(headers: dict[str, str]) -> str | None:
     return key.strip() or None if scheme.lower() == "bearer" else None
 
 
-# -- request bodies ------------------------------------------------------------------------------
+# -- the gate ------------------------------------------------------------------------------------
 
 
-class BodyGuardMiddleware:
-    """Every request body, on every route: at most `limit` bytes (413) and at most `timeout`
-    seconds spent waiting for the client to send it (408), both raised from `receive()` so the
-    route's handlers answer them. An answer that starts before the body was read whole says
-    `Connection: close`, so the server stops reading what nobody will look at."""
+class GateMiddleware:
+    """Every request passes here once, on its way to the routes: its body is guarded, it is
+    journaled, counted against its key's rate limit, and a staged fault may take its place.
 
-    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
+    One layer rather than four: each ASGI layer wraps `receive` and `send` again, and on this
+    path that wrapping cost more than the routes themselves (measured in bench/).
+    """
+
+    def __init__(self, app: ASGIApp, backend: Backend, body_timeout: float) -> None:
         self.app = app
-        self.limit = limit
-        self.timeout = timeout
+        self.backend = backend
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = _GuardedBody(receive, _has_body(scope), self.limit, self.timeout)
-        started = False
-
-        async def send_closing(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                if body.pending:
-                    message = dict(message)
-                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
-            await send(message)
-
+        path: str = scope["path"]
+        exchange = _Exchange(self.backend, scope, receive, send, self.body_timeout)
         try:
-            await self.app(scope, body.receive, send_closing)
-        except MockError as error:  # raised from receive() outside a route's handlers
-            if started:
-                raise
-            await _answer(error, [], scope, receive, send_closing)
-
-
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
-
-
-class _GuardedBody:
-    """`receive()` for one request, counting its body's bytes and the time spent waiting."""
-
-    def __init__(self, receive: Receive, pending: bool, limit: int, timeout: float) -> None:
-        self._receive = receive
-        self.pending = pending
-        self._limit = limit
-        self._timeout = timeout
-        self._size = 0
-        self._waited = 0.0
-        self._failed = False
-
-    async def receive(self) -> Message:
-        if self._failed:
-            return {"type": "http.disconnect"}  # what is left of the request is not read
-        if not self.pending:
-            return await self._receive()
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            async with asyncio.timeout(self._timeout - self._waited):
-                message = await self._receive()
-        except TimeoutError:
-            self._failed = True
-            raise RequestTimeout(f"body: not received within {self._timeout:g} s") from None
-        finally:
-            self._waited += loop.time() - started
-        if message["type"] == "http.request":
-            self._size += len(message.get("body", b""))
-            self.pending = bool(message.get("more_body", False))
-            if self._size > self._limit:
-                self._failed = True
-                raise too_large(self._limit)
-        return message
-
-
-# -- journal -------------------------------------------------------------------------------------
-
-
-class JournalMiddleware:
-    """Records every request but the control API's in the backend's journal."""
-
-    def __init__(self, app: ASGIApp, backend: Backend) -> None:
-        self.app = app
-        self.backend = backend
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_mock"):
-            await self.app(scope, receive, send)
-            return
-        at, started = self.backend.clock.now(), time.perf_counter()
-        body = bytearray()
-        status = 0
-        recorded = False
-        state: dict[str, Any] = scope.setdefault("state", {})
-
-        def record(final: int) -> None:
-            nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            headers = _headers(scope)
-            self.backend.journal.record(
-                at=at,
-                method=scope["method"],
-                path=scope["path"],
-                query=scope.get("query_string", b"").decode("latin-1"),
-                headers=headers,
-                body=bytes(body),
-                status=final,
-                task_id=state.get("task_id"),
-                api_key=_bearer(headers),
-                duration_ms=(time.perf_counter() - started) * 1000,
-            )
-
-        async def receive_and_keep() -> Message:
-            message = await receive()
-            if message["type"] == "http.request" and len(body) < _JOURNAL_BODY:
-                body.extend(message.get("body", b"")[: _JOURNAL_BODY - len(body)])
-            return message
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                # In the journal before the client has its answer, so a client (or a test)
-                # reading the journal right after a request always finds it.
-                record(status)
-            await send(message)
-
-        try:
-            await self.app(scope, receive_and_keep, send_and_note)
+            if path.startswith("/v1/"):
+                await self._api(scope, exchange)
+            else:
+                await self.app(scope, exchange.receive, exchange.send)
         except ConnectionDropped:
-            record(0)  # a staged drop or hang: the client got no answer
+            exchange.record(0)  # a staged drop or hang: the client got no answer
             raise
+        except MockError as error:  # raised from receive() outside a route's handlers
+            if exchange.started:
+                raise
+            await _answer(error, [], scope, exchange.receive, exchange.send)
         finally:
-            record(status or 500)
+            exchange.record(exchange.status or 500)
 
-
-# -- rate limits -------------------------------------------------------------------------------
-
-
-class RateLimitMiddleware:
-    """Counts every `/v1` request against its key and stamps the `X-RateLimit-*` headers."""
-
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
-        self.app = app
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_api(scope):
-            await self.app(scope, receive, send)
-            return
+    async def _api(self, scope: Scope, exchange: _Exchange) -> None:
+        limiter = self.backend.limiter
         bucket = _bucket(scope)
-        headers, refusal = self.limiter.admit(bucket)
+        headers, refusal = limiter.admit(bucket)
         if refusal is not None:
-            await _answer(refusal, headers, scope, receive, send)
+            await _answer(refusal, headers, scope, exchange.receive, exchange.send)
             return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
-            await send(message)
-
+        exchange.extra_headers = headers
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self._fault_or_app(scope, exchange)
         finally:
-            self.limiter.release(bucket)
+            limiter.release(bucket)
 
-
-def _bucket(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            key: str = value.decode("latin-1").partition(" ")[2].strip()
-            return key
-    client = scope.get("client") or ("unknown", 0)
-    return f"address:{client[0]}"
-
-
-# -- faults ------------------------------------------------------------------------------------
-
-
-class FaultMiddleware:
-    """Applies the first matching request rule (or a chaos draw) to `/v1` requests."""
-
-    def __init__(self, app: ASGIApp, backend: Backend) -> None:
-        self.app = app
-        self.backend = backend
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _fault_or_app(self, scope: Scope, exchange: _Exchange) -> None:
+        """The first matching request rule (or a chaos draw) acts instead of the routes."""
         rules, chaos = self.backend.rules, self.backend.config.chaos
-        if not _is_api(scope) or not (rules.has_request_rules or chaos.active):
+        receive: Receive = exchange.receive
+        send: Send = exchange.send
+        if not (rules.has_request_rules or chaos.active):
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
@@ -319,6 +164,104 @@ class FaultMiddleware:
         else:
             assert isinstance(action, DropConnection)
             await _drop(send)
+
+
+class _Exchange:
+    """One request's `receive` and `send` as the gate hands them on.
+
+    `receive` bounds the body: at most the configured bytes (413) and seconds spent waiting
+    for the client to send it (408), raised so the route's handlers answer them; it keeps the
+    first 64 KiB for the journal. `send` adds the rate-limit headers, and `Connection: close`
+    to an answer that starts before the body was read whole (so the server stops reading what
+    nobody will look at); the journal records the request as the last body part goes out, so
+    a client (or a test) reading the journal right after its answer always finds it.
+    """
+
+    __slots__ = (
+        "_at", "_backend", "_body", "_failed", "_journaled", "_limit", "_receive", "_recorded",
+        "_scope", "_send", "_size", "_started_at", "_timeout", "_waited", "extra_headers",
+        "pending", "started", "status",
+    )  # fmt: skip
+
+    def __init__(
+        self, backend: Backend, scope: Scope, receive: Receive, send: Send, timeout: float
+    ) -> None:
+        self._backend, self._scope, self._receive, self._send = backend, scope, receive, send
+        self._limit, self._timeout = backend.config.max_body_bytes, timeout
+        self._journaled = not scope["path"].startswith("/_mock")
+        self._at, self._started_at = backend.clock.now(), time.perf_counter()
+        self._body = bytearray()
+        self._size, self._waited = 0, 0.0
+        self._failed = self._recorded = self.started = False
+        self.pending = _has_body(scope)
+        self.status = 0
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+        scope.setdefault("state", {})
+
+    async def receive(self) -> Message:
+        if self._failed:
+            return {"type": "http.disconnect"}  # what is left of the request is not read
+        if not self.pending:
+            return await self._receive()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(self._timeout - self._waited):
+                message = await self._receive()
+        except TimeoutError:
+            self._failed = True
+            raise RequestTimeout(f"body: not received within {self._timeout:g} s") from None
+        finally:
+            self._waited += loop.time() - started
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            self._size += len(chunk)
+            self.pending = bool(message.get("more_body", False))
+            if self._size > self._limit:
+                self._failed = True
+                raise too_large(self._limit)
+            if self._journaled and len(self._body) < _JOURNAL_BODY:
+                self._body.extend(chunk[: _JOURNAL_BODY - len(self._body)])
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started, self.status = True, message["status"]
+            extra = self.extra_headers
+            if self.pending:
+                extra = [*extra, (b"connection", b"close")]
+            if extra:
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            self.record(self.status)
+        await self._send(message)
+
+    def record(self, status: int) -> None:
+        """Into the journal, once (control API requests stay out)."""
+        if self._recorded or not self._journaled:
+            return
+        self._recorded = True
+        duration_ms = (time.perf_counter() - self._started_at) * 1000
+        task_id = self._scope["state"].get("task_id")
+        self._backend.journal.record_asgi(
+            self._at, self._scope, bytes(self._body), status, task_id, duration_ms
+        )
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+def _bucket(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            key: str = value.decode("latin-1").partition(" ")[2].strip()
+            return key
+    client = scope.get("client") or ("unknown", 0)
+    return f"address:{client[0]}"
 
 
 def _body_facts(facts: RequestFacts, raw: bytes) -> RequestFacts:

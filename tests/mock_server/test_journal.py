@@ -170,3 +170,61 @@ def test_reset_forgets_everything_and_seq_starts_again() -> None:
     assert journal.entries() == [] and len(journal) == 0
     assert record(journal).seq == 1
     assert journal.entries(key=ALICE)[0].seq == 1
+
+
+def asgi_scope(headers: list[tuple[bytes, bytes]], path: str = "/v1/tasks") -> dict[str, object]:
+    return {"method": "POST", "path": path, "query_string": b"a=1", "headers": headers}
+
+
+def test_a_request_recorded_from_asgi_reads_back_as_an_entry_with_its_secrets_masked() -> None:
+    journal = Journal()
+    headers = [
+        (b"authorization", f"Bearer {ALICE}".encode()),
+        (b"x-mock-token", b"secret-token-123"),
+        (b"content-type", b"application/json"),
+    ]
+    journal.record_asgi(5.0, asgi_scope(headers), b'{"a": "\xc3\xa9"}', 200, "tk-1", 1.25)
+    (entry,) = journal.entries()
+    assert entry.to_json() == {
+        "seq": 1, "at": 5.0, "method": "POST", "path": "/v1/tasks", "query": "a=1",
+        "headers": {
+            "authorization": "Bearer sk-t…lice", "x-mock-token": "secr…-123",
+            "content-type": "application/json",
+        },
+        "body": '{"a": "é"}', "status": 200, "task_id": "tk-1", "api_key": "sk-t…lice",
+        "duration_ms": 1.25,
+    }  # fmt: skip
+    assert headers[0][1] == f"Bearer {ALICE}".encode()  # the request's own headers untouched
+    assert journal.entries(key=ALICE) == [entry] and journal.entries(key=BOB) == []
+
+
+def test_asgi_records_of_many_keys_are_each_found_by_their_own_key() -> None:
+    journal = Journal()
+    keys = [f"sk-test-key-{n:04d}" for n in range(50)]
+    for key in keys * 2:
+        journal.record_asgi(0.0, asgi_scope([(b"authorization", f"Bearer {key}".encode())]),
+                            b"", 200, None, 0.0)  # fmt: skip
+    for key in keys:
+        found = journal.entries(key=key)
+        assert len(found) == 2 and found[0].api_key == mask_key(key)
+
+
+def test_an_asgi_record_without_a_bearer_key_has_none_and_keeps_its_header_masked() -> None:
+    journal = Journal()
+    journal.record_asgi(0.0, asgi_scope([(b"authorization", ALICE.encode())]), b"", 401, None, 0)
+    journal.record_asgi(0.0, asgi_scope([(b"authorization", b"Basic dXNlcjpwYXNzd29yZA==")]),
+                        b"", 401, None, 0)  # fmt: skip
+    plain, basic = journal.entries()
+    assert (plain.api_key, plain.headers["authorization"]) == (None, "sk-t…lice")
+    assert (basic.api_key, basic.headers["authorization"]) == (None, "Basic dXNl…ZA==")
+    assert journal.entries(key=ALICE) == []
+
+
+def test_asgi_records_mix_with_direct_ones_in_one_order_and_one_ring() -> None:
+    journal = Journal(size=3)
+    record(journal, path="/a")
+    journal.record_asgi(0.0, asgi_scope([], path="/b"), b"x" * (64 * 1024 + 1), 200, None, 0.0)
+    record(journal, path="/c")
+    record(journal, path="/d")
+    assert [(e.seq, e.path) for e in journal.entries()] == [(2, "/b"), (3, "/c"), (4, "/d")]
+    assert len(journal.entries(path="/b")[0].body) == 64 * 1024
