@@ -1,6 +1,6 @@
 """The ceiling of the stack: bare Starlette answering constant JSON, served exactly as
-`hiapi-mock serve` serves the fake (`uvicorn.run(app, host, port, log_level="info",
-lifespan="off")`, so the same loop, HTTP parser and access log).
+`hiapi-mock serve` serves the fake (`uvicorn.Server(uvicorn_config(app, host, port,
+log_level="info"))`, so the same loop, HTTP protocol, access log and limits).
 
     python -m bench.bare_app --port 8001 --bodies bodies.json
 
@@ -20,6 +20,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from mock_server.server import uvicorn_config
 
 __all__ = ["create_bare_app", "main"]
 
@@ -47,8 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     bodies = json.loads(args.bodies.read_text())
     app = create_bare_app(bodies["post"].encode(), bodies["get"].encode())
-    # The very call of `mock_server.cli.main`: loop and http left at "auto".
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info", lifespan="off")
+    # The very call of `mock_server.cli.main`, loop left at "auto" (uvloop where installed).
+    uvicorn.Server(uvicorn_config(app, "127.0.0.1", args.port, log_level="info")).run()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .callbacks import Fault
 from .catalog import PROFILES
 from .config import KeyState, MockConfig
 from .grading.cli import add_grade_command, run_grade
-from .server import uvicorn_config
+from .server import freeze_survivors, uvicorn_config
 from .settings import CLOCK_KINDS, Settings, SettingsError, check_option, load_settings
 from .sqlite_store import StateError
 
@@ -243,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # The guarded protocol: bounded header time and size, bodies refused while streaming.
         config = uvicorn_config(app, settings.host, settings.port, log_level="info")
+        freeze_survivors()  # this process only serves: keeps collection pauses short
         uvicorn.Server(config).run()
     finally:
         backend.close()  # commits what is queued and closes the state file

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import colorsys
+import contextlib
 import io
 import math
+import os
 import random
+import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 import anyio
-import anyio.to_thread
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 __all__ = ["ImageCache", "ImageSpec", "image_format", "image_size", "nearest_ratio", "render"]
@@ -96,6 +101,38 @@ def nearest_ratio(width: int, height: int, ratios: Iterable[str]) -> str:
     return best[1]
 
 
+_RENDERERS: list[ThreadPoolExecutor] = []
+_RENDERERS_LOCK = threading.Lock()
+
+
+def _renderers() -> ThreadPoolExecutor:
+    """The threads images are rendered on, made on first use."""
+    with _RENDERERS_LOCK:
+        if not _RENDERERS:
+            _RENDERERS.append(
+                ThreadPoolExecutor(
+                    max_workers=min(4, os.cpu_count() or 1),
+                    thread_name_prefix="hiapi-mock-render",
+                    initializer=_yield_to_requests,
+                )
+            )
+        return _RENDERERS[0]
+
+
+def _yield_to_requests() -> None:
+    # A render thread runs at the lowest priority: on a small machine a 4K render otherwise
+    # slows every answer given meanwhile (measured in bench/). Linux alone sets a priority per
+    # thread; elsewhere the call would lower the whole process, so it is not made.
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+def _render(spec: ImageSpec) -> bytes:
+    # `render` looked up at call time, so tests can monkeypatch the module-level function.
+    return render(spec)
+
+
 class _Pending:
     """One in-flight render that concurrent callers for the same key wait on."""
 
@@ -165,8 +202,7 @@ class ImageCache:
     async def _render(self, key: str, spec: ImageSpec) -> bytes:
         pending = self._pending[key] = _Pending()
         try:
-            # Looked up at call time so tests can monkeypatch the module-level render.
-            data = await anyio.to_thread.run_sync(render, spec)
+            data = await asyncio.get_running_loop().run_in_executor(_renderers(), _render, spec)
         except Exception as exc:
             pending.error = exc
             raise

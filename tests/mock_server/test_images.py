@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
@@ -328,6 +330,25 @@ async def test_cache_serves_second_get_from_memory(fake_render: FakeRender) -> N
 async def test_cache_renders_in_a_worker_thread(fake_render: FakeRender) -> None:
     await ImageCache().get("a", cache_spec("a"))
     assert fake_render.threads != [threading.get_ident()]
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a per-thread priority is Linux's")
+async def test_renders_run_at_the_lowest_priority_so_answers_meanwhile_come_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[int, int]] = []
+
+    def note_priority(spec: ImageSpec) -> bytes:
+        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0)))
+        return b"x"
+
+    monkeypatch.setattr(images, "render", note_priority)
+    await ImageCache().get("a", cache_spec("a"))
+    ((thread, _),) = seen
+    assert thread != threading.get_native_id()
+    assert os.getpriority(os.PRIO_PROCESS, thread) == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # only that thread
 
 
 @pytest.mark.anyio
