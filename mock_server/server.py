@@ -61,16 +61,19 @@ class ServerLimits:
 
 def freeze_survivors() -> None:
     """For a process that does nothing but serve the fake (`hiapi-mock serve`): whatever
-    survives a full garbage collection (the spec, the catalogue, the tasks held) is frozen out
-    of the later ones.
+    survives a full garbage collection (modules, the spec, the tasks held) is frozen out of the
+    later ones, and a full collection comes after every batch of survivors, not every tenth.
 
-    A full collection otherwise walks every task held, so its pause grows with the store: 172
-    ms at 200,000 tasks, 11 ms with this (measured in bench/), and it is the p99 latency. Not
-    for a process the fake shares with other code (a test run): a frozen object that later
-    becomes part of a garbage cycle is never collected.
+    A full collection otherwise walks every task held, so its pause grows with the store (172
+    ms at 200,000 tasks); with this each walks one batch: 1-4 ms under load (measured in
+    bench/, see bench/profile.md). Not for a process the fake shares with other code (a test
+    run): a frozen object that later becomes part of a garbage cycle is never collected.
     """
     if _freeze_after_full not in gc.callbacks:
         gc.callbacks.append(_freeze_after_full)
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1)
+    gc.collect()  # what is alive now is frozen at once
 
 
 def _freeze_after_full(phase: str, info: dict[str, int]) -> None:
