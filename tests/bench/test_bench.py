@@ -3,7 +3,9 @@ baseline, and which targets a set of results meets."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench.report import evaluate, http_rows, render_markdown
@@ -84,3 +86,22 @@ def test_the_report_lists_the_missed_targets() -> None:
     text = render_markdown(_results(), datetime(2026, 1, 1, tzinfo=UTC), "bench/run.sh")
     assert "| GET ≥ WireMock's req/s | 0.60x | **missed** |" in text
     assert "Run 2026-01-01 00:00 UTC with `bench/run.sh`" in text
+
+
+def test_the_readme_table_is_the_recorded_run() -> None:
+    """The README's benchmark table carries the figures of `bench/results.md`, row by row, so
+    a re-run that refreshes one and not the other is caught."""
+    root = Path(__file__).resolve().parents[2]
+    recorded = (root / "bench" / "results.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    run = re.search(r"Run (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", recorded)
+    assert run is not None and f"A run on {run.group(1)} UTC" in readme
+    rows = re.findall(
+        r"^\| ([^|]+) \| `(POST|GET) [^`]+` \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) "
+        r"\|[^|]+\|[^|]+\| ([\d,]+) \|",
+        recorded,
+        re.MULTILINE,
+    )
+    assert len(rows) == 8
+    for target, method, rps, p50, p99, ratio, cpu in rows:
+        assert f"| {target} | {method} | {rps} | {p50} | {p99} | {ratio} | {cpu} |" in readme
