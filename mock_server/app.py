@@ -125,6 +125,13 @@ def _backend(request: Request) -> Backend:
     return backend
 
 
+def _note_task(request: Request, task_id: str) -> str:
+    """Tell the journal which task a request was about (what `request.state.task_id = ...`
+    does, without building a State object per request)."""
+    request.scope.setdefault("state", {})["task_id"] = task_id
+    return task_id
+
+
 async def _tasks(request: Request) -> Response:
     """`/v1/tasks`: one route, so a wrong method's 405 lists GET, HEAD and POST in `Allow`."""
     if request.method == "POST":
@@ -140,7 +147,7 @@ async def _create_task(request: Request) -> Response:
     task_id, replayed = await backend.create(
         owner, body, request.headers.get("idempotency-key"), _base_url(request.scope), facts
     )
-    request.state.task_id = task_id
+    _note_task(request, task_id)
     return ok({"taskId": task_id}, {"Idempotent-Replay": "true"} if replayed else None)
 
 
@@ -152,14 +159,14 @@ def _list_tasks(request: Request) -> Response:
 
 
 async def _get_task(request: Request) -> Response:
-    request.state.task_id = request.path_params["task_id"]
+    task_id = _note_task(request, request.path_params["task_id"])
     backend = _backend(request)
     owner = backend.authenticate(request.headers.get("authorization"))
-    return ok(backend.task(owner, request.path_params["task_id"]))
+    return ok(backend.task(owner, task_id))
 
 
 async def _get_file(request: Request) -> Response:
-    request.state.task_id = request.path_params["task_id"]
+    _note_task(request, request.path_params["task_id"])
     data, media_type = await _backend(request).outputs.file(
         request.path_params["task_id"], request.path_params["name"]
     )

@@ -64,7 +64,10 @@ class _Json(JSONResponse):
         return _ENCODER.encode(content).encode("utf-8")
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# No check for circular references: answers are built fresh from JSON-shaped data.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+)
 
 
 def ok(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -88,7 +88,7 @@ class GateMiddleware:
 
     async def _api(self, scope: Scope, exchange: _Exchange) -> None:
         limiter = self.backend.limiter
-        bucket = _bucket(scope)
+        bucket = _bucket(exchange.authorization, scope)
         headers, refusal = limiter.admit(bucket)
         if refusal is not None:
             await _answer(refusal, headers, scope, exchange.receive, exchange.send)
@@ -179,8 +179,8 @@ class _Exchange:
 
     __slots__ = (
         "_at", "_backend", "_body", "_failed", "_journaled", "_limit", "_receive", "_recorded",
-        "_scope", "_send", "_size", "_started_at", "_timeout", "_waited", "extra_headers",
-        "pending", "started", "status",
+        "_scope", "_send", "_size", "_started_at", "_timeout", "_waited", "authorization",
+        "extra_headers", "pending", "started", "status",
     )  # fmt: skip
 
     def __init__(
@@ -193,7 +193,7 @@ class _Exchange:
         self._body = bytearray()
         self._size, self._waited = 0, 0.0
         self._failed = self._recorded = self.started = False
-        self.pending = _has_body(scope)
+        self.pending, self.authorization = _read_head(scope)
         self.status = 0
         self.extra_headers: list[tuple[bytes, bytes]] = []
         scope.setdefault("state", {})
@@ -248,18 +248,21 @@ class _Exchange:
         )
 
 
-def _has_body(scope: Scope) -> bool:
+def _read_head(scope: Scope) -> tuple[bool, bytes | None]:
+    """Whether a body follows the head, and the Authorization header: one pass over it."""
+    pending, authorization = False, None
     for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
-
-
-def _bucket(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
         if name == b"authorization":
-            key: str = value.decode("latin-1").partition(" ")[2].strip()
-            return key
+            authorization = authorization or value  # the first, as the journal shows it
+        elif name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            pending = True
+    return pending, authorization
+
+
+def _bucket(authorization: bytes | None, scope: Scope) -> str:
+    """What a request's rate limit counts against: its key, or its address without one."""
+    if authorization is not None:
+        return authorization.decode("latin-1").partition(" ")[2].strip()
     client = scope.get("client") or ("unknown", 0)
     return f"address:{client[0]}"
 

@@ -57,9 +57,9 @@ class RateLimiter:
             bucket.active += 1
         remaining = max(self.per_minute - bucket.count, 0)
         headers = [
-            (b"x-ratelimit-limit", str(self.per_minute).encode()),
-            (b"x-ratelimit-remaining", str(remaining).encode()),
-            (b"x-ratelimit-reset", str(reset).encode()),
+            (b"x-ratelimit-limit", b"%d" % self.per_minute),
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            (b"x-ratelimit-reset", b"%d" % reset),
         ]
         return headers, refusal
 
