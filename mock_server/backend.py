@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import heapq
 import json
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from .callbacks import CallbackFault, Callbacks, Fault, Outgoing
-from .catalog import Catalog, Model, Timing, catalog
+from .catalog import Catalog, Timing, catalog
 from .clock import Clock, ManualClock, RealClock
 from .config import (
-    IDEMPOTENCY_RETRY_AFTER,
-    IDEMPOTENCY_WINDOW,
     OUTPUT_TTL,
     KeyState,
     MockConfig,
@@ -38,8 +33,6 @@ from .config import (
 from .durable import rules_for
 from .errors import (
     Forbidden,
-    IdempotencyMismatch,
-    IdempotencyProcessing,
     InsufficientBalance,
     InvalidRequest,
     MockError,
@@ -47,6 +40,7 @@ from .errors import (
     Unauthorized,
     error_for_status,
 )
+from .idempotency import Idempotency
 from .images import ImageCache
 from .journal import Journal
 from .lifecycle import FAIL, STATUSES, SUCCESS, TERMINAL, plan
@@ -56,23 +50,13 @@ from .ratelimit import RateLimiter
 from .rules import HttpFault, RequestFacts, RuleError, TaskActions, directives
 from .scheduler import Scheduler
 from .spec import Spec, spec
-from .store import IdempotencyRecord, MemoryStore, Persistence, Store, TaskRecord
+from .store import MemoryStore, Persistence, Store, TaskRecord
+from .validation import CreateRequest, parse_create
 
 __all__ = ["Backend", "staged_error"]
 
-_MAX_PROBLEMS = 5
-_IDEMPOTENCY_KEY_BYTES = 255
 _FAILURE = ("TASK_FAILED", "upstream rejected the prompt")
 _DEFAULT_PAGE, _DEFAULT_SIZE, _MAX_SIZE, _MAX_PAGE = 1, 20, 100, 2**31 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class _CreateRequest:
-    model: Model
-    wire_model: str
-    route: str | None
-    params: dict[str, Any]
-    callback_url: str | None
 
 
 class Backend:
@@ -94,6 +78,7 @@ class Backend:
         self.store: Store = store if store is not None else MemoryStore()  # an empty store is falsy
         self.images = ImageCache(self.config.image_cache_bytes)
         self.outputs = Outputs(self.store, self.clock, self.images)
+        self.idempotency = Idempotency(self.store, self.clock)
         persistence = self.store.persistence
         saved = persistence.saved if persistence is not None else None
         self.rules, restored = rules_for(persistence, saved.rules if saved else None)
@@ -213,19 +198,16 @@ class Backend:
             await self.store.flush()  # accepted means saved: answered only once durable
             return task_id, False
         # Only a create with a key needs its body's fingerprint: off the common path.
-        replay = self._claim(owner, idempotency_key, _fingerprint(body))
+        replay = self.idempotency.claim(owner, idempotency_key, body)
         if replay is not None:
             return replay, True
         try:
             actions = self._task_actions(owner, request, facts)
             task_id = await self._accept(owner, request, base_url, actions)
         except BaseException:
-            self.store.forget(owner, idempotency_key)
+            self.idempotency.release(owner, idempotency_key)
             raise
-        record = self.store.idempotency(owner, idempotency_key)
-        if record is not None:
-            record.task_id = task_id
-            self.store.remember(owner, idempotency_key, record)
+        self.idempotency.made(owner, idempotency_key, task_id)
         await self.store.flush()
         return task_id, False
 
@@ -233,98 +215,17 @@ class Backend:
         """Forget idempotency records past their 24 h, and drop cached images of outputs past
         their `expireAt` (a download of one drops it too). Both look only at their oldest
         entry, so a create pays nothing when nothing expired."""
+        self.idempotency.prune()
         now = self.clock.now()
-        self.store.prune_idempotency(now - IDEMPOTENCY_WINDOW)
         while self._expiring and self._expiring[0][0] <= now:
             self.images.discard(heapq.heappop(self._expiring)[1])
 
-    def parse(self, body: Any) -> _CreateRequest:
+    def parse(self, body: Any) -> CreateRequest:
         """Validate a create body against the model's schema in `openapi.yaml`."""
-        if not isinstance(body, dict):
-            raise InvalidRequest("body: must be a JSON object")
-        model, suffix = self._model(body.get("model"))
-        route = self._route(model, suffix, body.get("route"))
-        _refuse_callback_in_input(body.get("input"))
-        problems = self.spec.validate_component(model.request_schema, body)
-        if problems:
-            more = len(problems) - _MAX_PROBLEMS
-            tail = f"; and {more} more" if more > 0 else ""
-            raise InvalidRequest("; ".join(problems[:_MAX_PROBLEMS]) + tail)
-        callback = body.get("callback") or {}
-        if callback:
-            self._check_callback_url(callback["url"])
-        return _CreateRequest(
-            model=model,
-            wire_model=f"{model.name}@{route}" if route else model.name,
-            route=route,
-            params=model.with_defaults(body["input"]),
-            callback_url=callback.get("url"),
-        )
-
-    def _model(self, name: Any) -> tuple[Model, str]:
-        available = ", ".join(self.catalog.names())
-        if not isinstance(name, str) or not name:
-            raise InvalidRequest(f"model: is required, a string; available models: {available}")
-        base, _, suffix = name.partition("@")
-        model = self.catalog.get(base)
-        if model is None:
-            raise InvalidRequest(f"model: unknown model {name[:100]!r}; available: {available}")
-        return model, suffix
-
-    def _route(self, model: Model, suffix: str, route: Any) -> str | None:
-        """The route given explicitly (echoed on the wire), or None for the implicit default."""
-        if route is not None and not isinstance(route, str):
-            raise InvalidRequest("route: must be of type string")
-        given = {r for r in (suffix, route) if r}
-        if len(given) > 1:
-            raise InvalidRequest(f"route: {route!r} contradicts the model's @{suffix} suffix")
-        chosen = given.pop() if given else None
-        if chosen is not None and chosen not in model.routes:
-            routes = ", ".join(model.routes)
-            unknown = f"route: unknown route {chosen[:100]!r} for {model.name}"
-            raise InvalidRequest(f"{unknown}; available routes: {routes}")
-        return chosen
-
-    def _check_callback_url(self, url: str) -> None:
-        """The fake's policy on top of the schema: https only, and allowed hosts, if asked."""
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-            parts.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError:
-            raise InvalidRequest("callback.url: is not a valid URL") from None
-        if not host:
-            raise InvalidRequest("callback.url: has no host")
-        if self.config.callback_https_only and parts.scheme.lower() != "https":
-            raise InvalidRequest("callback.url: must be an https:// URL")
-        allowed = self.config.callback_hosts
-        if allowed and not any(_host_matches(host, pattern) for pattern in allowed):
-            raise InvalidRequest(
-                f"callback.url: host {host[:100]!r} is not an allowed callback host"
-            )
-
-    def _claim(self, owner: str, key: str, fingerprint: str) -> str | None:
-        """Reserve an Idempotency-Key, or return the task it already made."""
-        if len(key.encode()) > _IDEMPOTENCY_KEY_BYTES or not key:
-            raise InvalidRequest("Idempotency-Key: must be 1 to 255 bytes")
-        now = self.clock.now()
-        record = self.store.idempotency(owner, key)
-        if record is not None and now - record.first_seen >= IDEMPOTENCY_WINDOW:
-            record = None
-        if record is None:
-            self.store.remember(owner, key, IdempotencyRecord(fingerprint, now))
-            return None
-        if record.fingerprint != fingerprint:
-            raise IdempotencyMismatch("this Idempotency-Key was used with a different request body")
-        if record.task_id is None:
-            raise IdempotencyProcessing(
-                "a request with this Idempotency-Key is still being processed",
-                retry_after=IDEMPOTENCY_RETRY_AFTER,
-            )
-        return record.task_id
+        return parse_create(body, self.catalog, self.spec, self.config)
 
     def _task_actions(
-        self, owner: str, request: _CreateRequest, facts: RequestFacts | None
+        self, owner: str, request: CreateRequest, facts: RequestFacts | None
     ) -> TaskActions:
         """What the prompt's directives, then the rules, then the chaos settings ask of the
         task; the first of each kind wins. A directive's HTTP fault is raised here."""
@@ -361,7 +262,7 @@ class Backend:
         return None
 
     async def _accept(
-        self, owner: str, request: _CreateRequest, base_url: str, actions: TaskActions
+        self, owner: str, request: CreateRequest, base_url: str, actions: TaskActions
     ) -> str:
         self._charge(owner)
         if self.profile.accept > 0:
@@ -537,29 +438,6 @@ def staged_error(fault: HttpFault) -> MockError:
     if retry_after is None and fault.status in (429, 503):
         retry_after = 1
     return error_for_status(fault.status, message, error_code=fault.code, retry_after=retry_after)
-
-
-def _refuse_callback_in_input(params: Any) -> None:
-    if not isinstance(params, Mapping):
-        return
-    for name in params:
-        if isinstance(name, str) and "callback" in name.lower():
-            raise InvalidRequest(
-                f"input.{name[:100]}: callback settings belong at the top level of the body "
-                '(callback: {"url": ...}), not inside input'
-            )
-
-
-def _host_matches(host: str, pattern: str) -> bool:
-    pattern = pattern.lower()
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
-    return host == pattern
-
-
-def _fingerprint(body: Mapping[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _int_in(raw: str | None, low: int, high: int, default: int) -> int:
