@@ -41,7 +41,7 @@ from .errors import (
     error_for_status,
 )
 from .idempotency import Idempotency
-from .images import ImageCache
+from .image_cache import ImageCache
 from .journal import Journal
 from .lifecycle import FAIL, STATUSES, SUCCESS, TERMINAL, plan
 from .outputs import Outputs

@@ -17,7 +17,8 @@ from .catalog import Model
 from .clock import Clock
 from .config import OUTPUT_TTL
 from .errors import NotFound
-from .images import ImageCache, ImageSpec, image_size, nearest_ratio
+from .image_cache import ImageCache
+from .images import ImageSpec, image_size, nearest_ratio
 from .lifecycle import SUCCESS
 from .randomness import MockRandom
 from .store import OutputPlan, Store, TaskRecord
