@@ -20,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from .backend import Backend
-from .bodies import ClientClosed, error_response, ok, read_json
+from .bodies import ClientClosed, error_response, ok, ok_json, read_json
 from .clock import Clock
 from .config import MockConfig
 from .control import control_routes
@@ -162,7 +162,7 @@ async def _get_task(request: Request) -> Response:
     task_id = _note_task(request, request.path_params["task_id"])
     backend = _backend(request)
     owner = backend.authenticate(request.headers.get("authorization"))
-    return ok(backend.task(owner, task_id))
+    return ok_json(backend.task_json(owner, task_id))
 
 
 async def _get_file(request: Request) -> Response:

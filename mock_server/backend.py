@@ -43,7 +43,7 @@ from .errors import (
 from .idempotency import Idempotency
 from .image_cache import ImageCache
 from .journal import Journal
-from .lifecycle import FAIL, STATUSES, SUCCESS, TERMINAL, plan
+from .lifecycle import FAIL, STATUSES, SUCCESS, TERMINAL, Timeline, plan
 from .outputs import Outputs
 from .randomness import MockRandom
 from .ratelimit import RateLimiter
@@ -56,6 +56,7 @@ from .validation import CreateRequest, parse_create
 __all__ = ["Backend", "staged_error"]
 
 _FAILURE = ("TASK_FAILED", "upstream rejected the prompt")
+_RENDERED_KEPT = 4096
 _DEFAULT_PAGE, _DEFAULT_SIZE, _MAX_SIZE, _MAX_PAGE = 1, 20, 100, 2**31 - 1
 
 
@@ -100,6 +101,9 @@ class Backend:
         self.callbacks = Callbacks(self.scheduler, self._outgoing, delivery, outbox=persistence)
         # (when an output expires, its task): to drop cached images of expired outputs.
         self._expiring: list[tuple[float, str]] = []
+        # task id -> (timeline, error, status, JSON): a task polled again unchanged is not
+        # rendered again (see task_json).
+        self._rendered: dict[str, tuple[Timeline, tuple[str, str] | None, str, bytes]] = {}
         self._unwatch_clock: Callable[[], None] | None = None
         if persistence is not None:
             self._take_up(persistence)
@@ -115,6 +119,7 @@ class Backend:
         self.store.reset()
         self.images.reset()
         self._expiring.clear()
+        self._rendered = {}
         self.clock.reset()
         self.random.reset()
         self.chaos_random.reset()
@@ -319,8 +324,8 @@ class Backend:
         task = self.store.get(task_id)
         if task is None or task.callback_url is None:
             return None
-        body = json.dumps(self.wire(task), separators=(",", ":"), ensure_ascii=False)
-        return Outgoing(task.callback_url, body.encode(), self.config.signing_key(task.owner))
+        body = _compact(self.wire(task))
+        return Outgoing(task.callback_url, body, self.config.signing_key(task.owner))
 
     def _charge(self, owner: str) -> None:
         balance = self._balances.get(owner)
@@ -338,6 +343,25 @@ class Backend:
         if task is None or task.owner != owner:
             raise NotFound("task not found")
         return self.wire(task)
+
+    def task_json(self, owner: str, task_id: str) -> bytes:
+        """`task()` as compact JSON. Polling reads a task again and again in one status: its
+        JSON is rendered once per status (and again if the control plane changed the task),
+        the last `_RENDERED_KEPT` tasks' kept."""
+        task = self.store.get(task_id)
+        if task is None or task.owner != owner:
+            raise NotFound("task not found")
+        timeline, error = task.timeline, task.error
+        status = timeline.status_at(self.clock.now())
+        kept = self._rendered.get(task_id)
+        # Timelines and errors are immutable and replaced when a task changes: `is` tells.
+        if kept is not None and kept[0] is timeline and kept[1] is error and kept[2] == status:
+            return kept[3]
+        rendered = _compact(self.wire(task, status))
+        if len(self._rendered) >= _RENDERED_KEPT:
+            self._rendered = {}  # replaced, not cleared: a reader elsewhere keeps its dict
+        self._rendered[task_id] = (timeline, error, status, rendered)
+        return rendered
 
     def page(self, owner: str, page: str | None, size: str | None) -> dict[str, Any]:
         """One page of the key's tasks, newest first; bad paging values fall back silently."""
@@ -404,9 +428,10 @@ class Backend:
             raise NotFound("task not found")
         return task
 
-    def wire(self, task: TaskRecord) -> dict[str, Any]:
-        """A task as HiAPI sends it, at the clock's current time."""
-        status = task.timeline.status_at(self.clock.now())
+    def wire(self, task: TaskRecord, status: str | None = None) -> dict[str, Any]:
+        """A task as HiAPI sends it, at the clock's current time (or in `status`)."""
+        if status is None:
+            status = task.timeline.status_at(self.clock.now())
         data: dict[str, Any] = {"taskId": task.task_id, "model": task.model}
         if task.route is not None:
             data["route"] = task.route
@@ -438,6 +463,10 @@ def staged_error(fault: HttpFault) -> MockError:
     if retry_after is None and fault.status in (429, 503):
         retry_after = 1
     return error_for_status(fault.status, message, error_code=fault.code, retry_after=retry_after)
+
+
+def _compact(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _int_in(raw: str | None, low: int, high: int, default: int) -> int:

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from .errors import InvalidRequest, MockError, PayloadTooLarge, UnsupportedMediaType
 
@@ -28,6 +28,7 @@ __all__ = [
     "RequestTimeout",
     "error_response",
     "ok",
+    "ok_json",
     "read_json",
     "too_large",
 ]
@@ -72,6 +73,14 @@ _ENCODER = json.JSONEncoder(
 
 def ok(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return _Json({"code": 200, "message": "success", "data": data}, headers=headers)
+
+
+def ok_json(data: bytes) -> Response:
+    """`ok()` for data already rendered as compact JSON: the same bytes."""
+    return Response(_OK_HEAD + data + b"}", media_type="application/json")
+
+
+_OK_HEAD = b'{"code":200,"message":"success","data":'
 
 
 def error_response(error: MockError) -> JSONResponse:

@@ -296,10 +296,10 @@ def test_an_unexpected_error_is_a_500_envelope_and_serving_goes_on(
     app = create_app(fixed_config())
     client = TestClient(app, raise_server_exceptions=False)
 
-    def broken(owner: str, task_id: str) -> dict[str, Any]:
+    def broken(owner: str, task_id: str) -> bytes:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.state.backend, "task", broken)
+    monkeypatch.setattr(app.state.backend, "task_json", broken)
     response = client.get("/v1/tasks/anything", headers=auth())
     refused(response, 500, "INTERNAL_ERROR", "internal error")
     assert "boom" not in response.text

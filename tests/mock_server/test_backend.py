@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +15,7 @@ from PIL import Image
 
 from mock_server.catalog import Profile, Timing, catalog
 from mock_server.config import OUTPUT_TTL, KeyPolicy, KeyState
+from mock_server.errors import NotFound
 
 from ..conftest import (
     KEY,
@@ -448,3 +451,47 @@ def test_one_seed_reproduces_ids_outcomes_timings_and_images(make_fake: MakeFake
     assert {t["status"] for t in first[2]} == {"success", "fail"}
     assert len(set(first[1])) > 1  # mid-way, tasks stand in different statuses
     assert len(set(first[0])) == 12
+
+
+# -- polling: a task's JSON rendered once per status ----------------------------------------------
+
+
+def test_a_task_polled_again_unchanged_is_answered_with_the_bytes_rendered_before(
+    fake: Fake,
+) -> None:
+    task_id = fake.task_id()
+    first = fake.backend.task_json(KEY, task_id)
+    again = fake.backend.task_json(KEY, task_id)
+    assert again is first  # not rendered again
+    assert json.loads(first) == fake.backend.task(KEY, task_id)
+    assert fake.get(task_id).content == b'{"code":200,"message":"success","data":' + first + b"}"
+
+
+def test_a_new_status_or_a_finish_by_the_control_plane_is_rendered_anew(fake: Fake) -> None:
+    task_id = fake.task_id()
+    statuses = []
+    for _ in range(3):
+        statuses.append(json.loads(fake.backend.task_json(KEY, task_id))["status"])
+        fake.clock.advance(1)
+    assert statuses == ["queued", "handling", "handling"]
+    fake.backend.finish_task(task_id, "fail", "CONTENT_POLICY", "refused on purpose")
+    ended = json.loads(fake.backend.task_json(KEY, task_id))
+    assert ended["status"] == "fail" and ended["error"]["code"] == "CONTENT_POLICY"
+    assert ended == fake.task(task_id)
+
+
+def test_polling_more_tasks_than_are_kept_stays_correct(fake: Fake) -> None:
+    backend = fake.backend
+
+    async def create(count: int) -> list[str]:
+        made = [await backend.create(KEY, body(), None, "http://fake/") for _ in range(count)]
+        return [task_id for task_id, _ in made]
+
+    task_ids = asyncio.run(create(5000))  # more than the 4,096 kept
+    for _ in range(2):
+        for task_id in task_ids:
+            assert json.loads(backend.task_json(KEY, task_id))["taskId"] == task_id
+        fake.clock.advance(13)
+    assert {json.loads(backend.task_json(KEY, t))["status"] for t in task_ids} == {"success"}
+    with pytest.raises(NotFound):
+        backend.task_json(OTHER_KEY, task_ids[0])  # another key's task
