@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from .app import create_app
 from .backend import Backend
-from .callbacks import Attempt, CallbackFault, DeliveryPolicy, Fault, FaultRule
 from .catalog import Catalog, Model, Profile, Timing
 from .clock import Clock, ManualClock, RealClock
 from .config import KeyPolicy, KeyState, MockConfig
+from .delivery import Attempt, CallbackFault, DeliveryPolicy, Fault, FaultRule
 from .errors import MockError
 from .receiver import CallbackReceiver, ReceivedCallback
 from .scheduler import Scheduler

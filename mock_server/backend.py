@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .callbacks import CallbackFault, Callbacks, Fault, Outgoing
+from .callbacks import Callbacks
 from .catalog import Catalog, Timing, catalog
 from .clock import Clock, ManualClock, RealClock
 from .config import (
@@ -30,6 +30,7 @@ from .config import (
     KeyState,
     MockConfig,
 )
+from .delivery import CallbackFault, Fault, Outgoing
 from .durable import rules_for
 from .errors import (
     Forbidden,

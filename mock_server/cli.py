@@ -20,9 +20,9 @@ from typing import Any
 import uvicorn
 
 from .backend import Backend
-from .callbacks import Fault
 from .catalog import PROFILES
 from .config import KeyState, MockConfig
+from .delivery import Fault
 from .grading.cli import add_grade_command, run_grade
 from .server import freeze_survivors, uvicorn_config
 from .settings import CLOCK_KINDS, Settings, SettingsError, check_option, load_settings

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .callbacks import DeliveryPolicy, Fault, FaultRule
 from .catalog import PROFILES, Profile
+from .delivery import DeliveryPolicy, Fault, FaultRule
 from .signing import check_secret
 
 __all__ = ["Chaos", "KeyPolicy", "KeyState", "MockConfig"]

@@ -69,9 +69,9 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from .backend import Backend
-    from .callbacks import Attempt
     from .clock import ManualClock
     from .config import MockConfig
+    from .delivery import Attempt
     from .journal import JournalEntry
     from .receiver import CallbackReceiver
     from .server import ServerThread

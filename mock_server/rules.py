@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from .callbacks import CallbackFault, Fault
+from .delivery import CallbackFault, Fault
 
 __all__ = [
     "Action",

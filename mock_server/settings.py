@@ -34,10 +34,10 @@ from starlette.applications import Starlette
 
 from .app import create_app
 from .backend import Backend
-from .callbacks import DeliveryPolicy, Fault
 from .catalog import PROFILES
 from .clock import DEFAULT_START, ManualClock, RealClock
 from .config import Chaos, KeyPolicy, KeyState, MockConfig
+from .delivery import DeliveryPolicy, Fault
 from .rules import RuleError, Rules
 from .signing import check_secret
 from .sqlite_store import SqliteStore

@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from .callbacks import CallbackFault, Delivery, Fault
 from .clock import ClockReading
+from .delivery import CallbackFault, Delivery, Fault
 from .lifecycle import Timeline
 from .store import IdempotencyRecord, MemoryStore, OutputPlan, Persistence, Saved, TaskRecord
 

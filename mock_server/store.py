@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .callbacks import Delivery, Outbox
 from .clock import ClockReading
+from .delivery import Delivery, Outbox
 from .lifecycle import Timeline
 
 __all__ = [

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..callbacks import Attempt
 from ..config import IDEMPOTENCY_RETRY_AFTER
+from ..delivery import Attempt
 from ..journal import JournalEntry
 from ..lifecycle import TERMINAL
 from ..store import TaskRecord

@@ -6,7 +6,7 @@ what it checks.
 
 from __future__ import annotations
 
-from ..callbacks import Attempt
+from ..delivery import Attempt
 from ..journal import JournalEntry
 from .findings import Finding, Verdict
 from .observe import Evidence, Observation, offset

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from ..backend import Backend
-from ..callbacks import CallbackFault, Fault
 from ..catalog import PROFILES
 from ..clock import ManualClock
 from ..config import OUTPUT_TTL
+from ..delivery import CallbackFault, Fault
 from ..randomness import MockRandom
 from ..rules import Action, DropConnection, HttpFault, Match, Outcome, Rule, TaskTiming
 from ..store import TaskRecord

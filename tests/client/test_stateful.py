@@ -53,7 +53,7 @@ from client import (
     WaitTimeoutError,
     callback_app,
 )
-from mock_server.callbacks import CallbackFault
+from mock_server.delivery import CallbackFault
 
 from .conftest import (
     HTTP_TIMEOUT,

@@ -12,8 +12,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from mock_server.callbacks import CallbackFault, DeliveryPolicy, Fault, FaultRule
 from mock_server.config import KeyPolicy
+from mock_server.delivery import CallbackFault, DeliveryPolicy, Fault, FaultRule
 from mock_server.receiver import CallbackReceiver, ReceivedCallback
 from mock_server.server import free_port
 from mock_server.spec import spec

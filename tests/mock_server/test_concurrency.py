@@ -24,8 +24,8 @@ import pytest
 
 from mock_server.app import create_app
 from mock_server.backend import Backend
-from mock_server.callbacks import CallbackFault, Fault, FaultRule
 from mock_server.clock import ManualClock
+from mock_server.delivery import CallbackFault, Fault, FaultRule
 from mock_server.receiver import CallbackReceiver, ReceivedCallback
 from mock_server.rules import Match
 from mock_server.server import ServerThread

@@ -26,10 +26,10 @@ import pytest
 
 from mock_server import sqlite_store
 from mock_server.backend import Backend
-from mock_server.callbacks import CallbackFault, Delivery, DeliveryPolicy, Fault
 from mock_server.cli import build_parser, main, settings_from_args
 from mock_server.clock import DEFAULT_START, ClockReading, ManualClock, RealClock
 from mock_server.config import OUTPUT_TTL, KeyPolicy, MockConfig
+from mock_server.delivery import CallbackFault, Delivery, DeliveryPolicy, Fault
 from mock_server.errors import InsufficientBalance
 from mock_server.lifecycle import Timeline
 from mock_server.receiver import CallbackReceiver

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from mock_server.callbacks import CallbackFault, DeliveryPolicy, Fault, FaultRule
 from mock_server.config import IDEMPOTENCY_WINDOW, OUTPUT_TTL
+from mock_server.delivery import CallbackFault, DeliveryPolicy, Fault, FaultRule
 from mock_server.receiver import CallbackReceiver
 from mock_server.server import free_port
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mock_server.callbacks import CallbackFault, Fault
+from mock_server.delivery import CallbackFault, Fault
 from mock_server.rules import (
     Action,
     Delay,

@@ -7,8 +7,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mock_server.callbacks import Attempt
 from mock_server.catalog import Timing
+from mock_server.delivery import Attempt
 from mock_server.grading import Execution, Observation, select
 from mock_server.grading.scenarios import task_body
 from mock_server.journal import JournalEntry, mask_key
