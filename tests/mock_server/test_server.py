@@ -20,7 +20,8 @@ frozen = gc.get_freeze_count()
 garbage = []
 garbage.append(garbage)
 del garbage
-print(len(gc.callbacks) - before, frozen >= len(held), gc.collect() >= 1, gc.get_threshold()[2])
+thresholds = ','.join(map(str, gc.get_threshold()))
+print(len(gc.callbacks) - before, frozen >= len(held), gc.collect() >= 1, thresholds)
 """
 
 
@@ -29,8 +30,8 @@ def test_a_serving_process_freezes_what_survives_a_full_collection_and_still_col
     done = subprocess.run(
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
     )
-    installed, frozen, collected, full_after = done.stdout.split()
+    installed, frozen, collected, thresholds = done.stdout.split()
     assert installed == "1"  # installed once, however often asked
     assert frozen == "True"  # the survivors are out of later collections
     assert collected == "True"  # new garbage cycles are still collected
-    assert full_after == "1"  # a full collection after each batch: short pauses
+    assert thresholds == "300,5,1"  # small generations: short pauses
