@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these")
     parser.add_argument("--seconds", type=float, default=10.0, help="each wrk measurement")
     parser.add_argument("--warmup", type=float, default=3.0, help="each wrk warm-up")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of the HTTP comparison")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the HTTP comparison (medians shown)"
+    )
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks in the lifecycle run")
     parser.add_argument(
         "--memory-limit", type=float, default=150.0, help="seconds allowed per memory size"
