@@ -265,6 +265,10 @@ class Callbacks:
         headers = self._headers(outgoing, fault)
         sent_at, started = self.clock.now(), time.perf_counter()
         status, error = await self._post(outgoing, headers, sent_at)
+        # Answered (or given up on): a callback due later may start now, so a receiver sees
+        # them in due-time order. Written is not enough: two requests on two connections may
+        # reach a receiver's handlers in either order.
+        handed_off()
         attempt = Attempt(
             task_id, outgoing.url, number, copy, scheduled_at, sent_at, headers, status, error,
             time.perf_counter() - started, fault.kind.value if fault else None,
@@ -314,11 +318,7 @@ class Callbacks:
         self, outgoing: Outgoing, headers: dict[str, str], sent_at: float
     ) -> tuple[int | None, str | None]:
         timeout = self.policy.timeout
-        # Once the request is on the wire, a callback due later may start: arrival follows due
-        # time (handed_off() reaches the scheduler through the context the task copies).
-        request = asyncio.ensure_future(
-            self._http().post(outgoing.url, outgoing.body, headers, sent=handed_off)
-        )
+        request = asyncio.ensure_future(self._http().post(outgoing.url, outgoing.body, headers))
         deadline = asyncio.ensure_future(self.clock.sleep_until(sent_at + timeout))
         try:
             # The wall-clock timeout bounds the whole attempt, connecting included.

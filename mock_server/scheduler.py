@@ -3,8 +3,10 @@ an event loop of their own.
 
 Task statuses need no timers (they are read off the clock); what must happen at a time, callback
 deliveries and their retries, is queued here. Advancing a manual clock wakes the scheduler, which
-starts every job now due in `(when, order, arrival)` order, at most `concurrency` at once; jobs
-due at the same time start together, a later one only once the earlier has handed off. The
+starts every job now due in `(when, order, arrival)` order, at most `concurrency` at once. Jobs
+due within `together` seconds of the first of their group start together; a job due later
+waits until every job of the group has handed off (`handed_off()`, or its end), so one big
+clock jump still delivers callbacks in the order of their due times. The
 loop runs in one daemon thread started on first use, so deliveries behave the same whether the
 app is served by uvicorn or called in-process, and never hold up request handling.
 
@@ -42,20 +44,59 @@ log = logging.getLogger("hiapi_mock.scheduler")
 Job = Callable[[], Awaitable[None]]
 
 _JOIN_TIMEOUT = 10.0
-# How long a later job waits for an earlier one to hand off before starting anyway, so one
-# slow job delays the next by at most this much (wall seconds).
+# How long a later job waits for the earlier ones to hand off before starting anyway, so a
+# receiver that never answers delays the next callbacks by at most this much (wall seconds).
 _HANDOFF_WAIT = 0.5
-_HANDOFF: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+_HANDOFF: contextvars.ContextVar[_Handoff | None] = contextvars.ContextVar(
     "hiapi_mock_handoff", default=None
 )
 
 
 def handed_off() -> None:
-    """Called by a running job once its effect is out (a request sent): the scheduler may
-    start the next, later job. A job that never calls it hands off when it ends."""
-    event = _HANDOFF.get()
-    if event is not None:
-        event.set()
+    """Called by a running job once its effect is out (a request answered): the scheduler may
+    start jobs due later. A job that never calls it hands off when it ends."""
+    handoff = _HANDOFF.get()
+    if handoff is not None:
+        handoff.set()
+
+
+class _Group:
+    """Jobs started together; `done` once each has handed off."""
+
+    __slots__ = ("done", "open", "start", "waited_from")
+
+    def __init__(self, start: float) -> None:
+        self.start = start  # the due time of its first job
+        self.open = 0
+        self.done = asyncio.Event()
+        self.waited_from: float | None = None  # loop time a later job began to wait for it
+
+    def waited_out(self, now: float) -> bool:
+        """A later job has waited `_HANDOFF_WAIT` for this group: it starts anyway."""
+        if self.waited_from is None:
+            self.waited_from = now
+        return now - self.waited_from >= _HANDOFF_WAIT
+
+    def join(self) -> _Handoff:
+        self.open += 1
+        self.done.clear()
+        return _Handoff(self)
+
+
+class _Handoff:
+    """One job's part of its group's handoff: given once, by `handed_off()` or the job's end."""
+
+    __slots__ = ("_group",)
+
+    def __init__(self, group: _Group) -> None:
+        self._group: _Group | None = group
+
+    def set(self) -> None:
+        group, self._group = self._group, None
+        if group is not None:
+            group.open -= 1
+            if group.open == 0:
+                group.done.set()
 
 
 @dataclass(order=True, slots=True)
@@ -69,9 +110,13 @@ class _Entry:
 class Scheduler:
     """Runs jobs when the clock reaches their time."""
 
-    def __init__(self, clock: Clock, *, concurrency: int = 64) -> None:
+    def __init__(self, clock: Clock, *, concurrency: int = 64, together: float = 1.0) -> None:
         self.clock = clock
         self.concurrency = concurrency
+        # Due within this many seconds of the fake's clock: no order among them. (The live
+        # API's callbacks for tasks ending in the same second have none either; waiting for
+        # each answer in turn would make a jump over thousands of tasks crawl.)
+        self.together = together
         self._queue: list[_Entry] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
@@ -172,7 +217,7 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         running: set[asyncio.Task[None]] = set()
-        last: tuple[float, asyncio.Event] | None = None
+        group: _Group | None = None
         ready.set()
         while not self._closing:
             self._wake.clear()
@@ -182,21 +227,27 @@ class Scheduler:
                 # so reset() can drop it and an earlier arrival can still go first.
                 await self._sleep(until=None if due is not None else self._next_time())
                 continue
-            if last is not None and due > last[0] and not last[1].is_set():
-                # A later job starts once the earlier one has handed off (sent its request),
-                # so one big clock jump still delivers in time order.
-                await self._sleep(until=None, handoff=last[1])
+            if (
+                group is not None
+                and due >= group.start + self.together
+                and not group.done.is_set()
+                and not group.waited_out(self._loop.time())
+            ):
+                # A later job starts once the earlier ones have handed off (their requests
+                # answered), so one big clock jump still delivers in time order.
+                await self._sleep(until=None, handoff=group.done)
                 continue
             entry = self._take_due()
             if entry is None:
                 continue
-            handoff = asyncio.Event()
+            if group is None or entry.when >= group.start + self.together:
+                group = _Group(entry.when)
+            handoff = group.join()
             context = contextvars.copy_context()
             context.run(_HANDOFF.set, handoff)
             task = asyncio.create_task(self._run(entry, handoff), context=context)
             running.add(task)
             task.add_done_callback(running.discard)
-            last = (entry.when, handoff)
         for task in list(running):
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
@@ -240,7 +291,7 @@ class Scheduler:
                 waiter.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def _run(self, entry: _Entry, handoff: asyncio.Event) -> None:
+    async def _run(self, entry: _Entry, handoff: _Handoff) -> None:
         try:
             await entry.job()
         except Exception:

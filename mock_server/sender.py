@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, urlsplit
 
@@ -94,28 +94,24 @@ class Sender:
         url: str,
         body: bytes,
         headers: Mapping[str, str],
-        *,
-        sent: Callable[[], None] | None = None,
     ) -> int:
         """POST `body` to `url` and return the answer's status code.
 
-        `sent` is called once, as soon as the whole request has been written (drained): the
-        answer may still be far off. A connection kept from an earlier post that fails before
+        A connection kept from an earlier post that fails before
         the first byte of an answer (the server closed it while idle) is replaced once by a new
         one; any other failure is raised.
         """
         target = _target(url)
         request = _head(target, headers, len(body)) + body
-        notify = _Once(sent)
         idle = self._take_idle(target.origin)
         if idle is not None:
             try:
-                return await self._use(target.origin, idle, request, notify)
+                return await self._use(target.origin, idle, request)
             except _Unanswered:
                 pass  # closed while idle, most likely: once more on a fresh connection
         fresh = await self._connect(target)
         try:
-            return await self._use(target.origin, fresh, request, notify)
+            return await self._use(target.origin, fresh, request)
         except _Unanswered as unanswered:
             raise unanswered.error from None
 
@@ -164,11 +160,11 @@ class Sender:
             self._ssl = ssl.create_default_context()
         return self._ssl
 
-    async def _use(self, origin: _Origin, conn: _Connection, request: bytes, notify: _Once) -> int:
+    async def _use(self, origin: _Origin, conn: _Connection, request: bytes) -> int:
         """One exchange; the connection goes back to the pool only after a whole answer that
         lets it be kept. Any failure, cancellation included, closes it."""
         try:
-            status, reusable = await _exchange(conn, request, notify)
+            status, reusable = await _exchange(conn, request)
         except BaseException:
             conn.close()
             raise
@@ -198,28 +194,13 @@ class _Connection:
             await self.writer.wait_closed()
 
 
-class _Once:
-    """Calls `callback` the first time only: a retried request has been sent already."""
-
-    __slots__ = ("_callback",)
-
-    def __init__(self, callback: Callable[[], None] | None) -> None:
-        self._callback = callback
-
-    def __call__(self) -> None:
-        callback, self._callback = self._callback, None
-        if callback is not None:
-            callback()
-
-
-async def _exchange(conn: _Connection, request: bytes, notify: _Once) -> tuple[int, bool]:
+async def _exchange(conn: _Connection, request: bytes) -> tuple[int, bool]:
     """Write `request`, read its answer: (status, whether the connection can be kept)."""
     try:
         conn.writer.write(request)
         await conn.writer.drain()
     except ConnectionError as exc:
         raise _Unanswered(exc) from exc
-    notify()
     return await _read_answer(conn.reader)
 
 

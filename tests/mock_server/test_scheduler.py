@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mock_server import scheduler as scheduler_module
 from mock_server.clock import ManualClock, RealClock
-from mock_server.scheduler import Job, Scheduler
+from mock_server.scheduler import Job, Scheduler, handed_off
 
 #: A bound on how long any wait here may take; a test that reaches it has already failed.
 TIMEOUT = 5.0
@@ -722,3 +723,55 @@ def test_real_clock_runs_a_job_when_fast_time_reaches_it() -> None:
         assert scheduler.queued() == 0
     finally:
         scheduler.close()
+
+
+# -- handing off: order between due times, none within `together` ---------------------------------
+
+
+def test_jobs_due_within_together_start_at_once_and_later_ones_wait_for_them(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_module, "_HANDOFF_WAIT", 60.0)  # no starting anyway here
+    first, second = rig.gate(), rig.gate()
+    rig.scheduler.at(rig.now_plus(1), rig.held("A", first))
+    rig.scheduler.at(rig.now_plus(1.5), rig.held("B", second))  # within a second of A
+    rig.scheduler.at(rig.now_plus(2), rig.job("C"))  # a second after A: waits for A and B
+    rig.clock.advance(3)
+    rig.record.wait_count(2)
+    assert (rig.record.events, rig.record.running) == (["A", "B"], 2)
+    first.open()
+    rig.record.wait_for(lambda events: rig.record.running == 1)
+    assert rig.record.events == ["A", "B"]  # B has not handed off yet
+    second.open()
+    rig.scheduler.wait_idle(TIMEOUT)
+    assert rig.record.events == ["A", "B", "C"]
+
+
+def test_a_job_that_hands_off_lets_later_ones_start_while_it_runs(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_module, "_HANDOFF_WAIT", 60.0)
+    gate = rig.gate()
+
+    async def answered_then_busy() -> None:
+        rig.record.enter("A")
+        handed_off()
+        try:
+            await gate.wait()
+        finally:
+            rig.record.leave()
+
+    rig.scheduler.at(rig.now_plus(1), answered_then_busy)
+    rig.scheduler.at(rig.now_plus(5), rig.job("later"))
+    rig.clock.advance(5)
+    rig.record.wait_count(2)
+    assert rig.record.events == ["A", "later"] and rig.record.running == 1
+
+
+def test_a_group_that_never_hands_off_holds_later_jobs_only_briefly(rig: Rig) -> None:
+    gate = rig.gate()  # opened only at teardown: like a receiver that never answers
+    rig.scheduler.at(rig.now_plus(1), rig.held("stuck", gate))
+    rig.scheduler.at(rig.now_plus(10), rig.job("later"))
+    rig.clock.advance(10)
+    rig.record.wait_count(2)  # within TIMEOUT, though "stuck" still runs
+    assert rig.record.events == ["stuck", "later"] and rig.record.running == 1
