@@ -153,8 +153,8 @@ class Journal:
         found = self._secrets.get(value)
         if found is None:
             text = value.decode("latin-1")
+            shown = _mask_header(text)
             scheme, _, secret = text.partition(" ")
-            shown = f"{scheme} {mask_key(secret)}" if secret else mask_key(text)
             bearer = secret.strip() if scheme.lower() == "bearer" else ""
             found = (shown, mask_key(bearer), key_digest(bearer)) if bearer else (shown, None, None)
             if len(self._secrets) < _SECRETS_KEPT:
@@ -200,6 +200,11 @@ def _masked(headers: Mapping[str, str]) -> dict[str, str]:
     shown = dict(headers)
     for name, value in headers.items():
         if name.lower() in ("authorization", "x-mock-token"):
-            scheme, _, secret = value.partition(" ")
-            shown[name] = f"{scheme} {mask_key(secret)}" if secret else mask_key(value)
+            shown[name] = _mask_header(value)
     return shown
+
+
+def _mask_header(value: str) -> str:
+    """A secret header as the journal shows it: its scheme, if any, and the secret masked."""
+    scheme, _, secret = value.partition(" ")
+    return f"{scheme} {mask_key(secret)}" if secret else mask_key(value)

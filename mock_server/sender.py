@@ -105,10 +105,10 @@ class Sender:
         request = _head(target, headers, len(body)) + body
         idle = self._take_idle(target.origin)
         if idle is not None:
-            try:
+            # Unanswered on a kept connection: the server closed it while idle, most likely;
+            # once more on a fresh one.
+            with contextlib.suppress(_Unanswered):
                 return await self._use(target.origin, idle, request)
-            except _Unanswered:
-                pass  # closed while idle, most likely: once more on a fresh connection
         fresh = await self._connect(target)
         try:
             return await self._use(target.origin, fresh, request)
